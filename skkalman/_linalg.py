@@ -1,0 +1,99 @@
+"""Small dense linear-algebra helpers shared by the kernels.
+
+Covariances are never inverted: they are factored once (Cholesky) and the factor is used
+for solves and log-determinants.
+"""
+
+import numpy as np
+from scipy import linalg
+
+__all__ = ["cho_factor_psd", "cho_logdet", "cho_solve", "nearest_psd", "symmetrize"]
+
+
+def symmetrize(M):
+    """Return ``(M + M^T) / 2`` over the last two axes.
+
+    Round-off makes covariance updates drift from symmetry; the drift compounds over long
+    sequences, so every covariance update ends here.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> symmetrize(np.array([[1.0, 2.0], [0.0, 1.0]]))
+    array([[1., 1.],
+           [1., 1.]])
+    """
+    return 0.5 * (M + np.swapaxes(M, -1, -2))
+
+
+def nearest_psd(M, floor=0.0):
+    """Project a symmetric matrix onto the PSD cone, eigenvalues clipped at ``floor``.
+
+    Used only where an *estimate* of a covariance (an M-step, a subspace fit) may come out
+    indefinite from finite data; filter updates are kept PSD by their Joseph form instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nearest_psd(np.array([[1.0, 0.0], [0.0, -1.0]]))
+    array([[1., 0.],
+           [0., 0.]])
+    """
+    M = symmetrize(np.asarray(M, dtype=float))
+    w, V = np.linalg.eigh(M)
+    w = np.maximum(w, floor)
+    return symmetrize((V * w) @ V.T)
+
+
+def cho_factor_psd(S, jitter=1e-12):
+    """Lower Cholesky factor of a symmetric PSD matrix, adding jitter only if needed.
+
+    A covariance that is PSD in exact arithmetic can fail Cholesky by round-off; a jitter
+    relative to its diagonal is the smallest change that makes it factor.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> L = cho_factor_psd(np.array([[4.0, 2.0], [2.0, 2.0]]))
+    >>> np.allclose(L @ L.T, [[4.0, 2.0], [2.0, 2.0]])
+    True
+    """
+    S = symmetrize(np.asarray(S, dtype=float))
+    try:
+        return linalg.cholesky(S, lower=True, check_finite=False)
+    except linalg.LinAlgError:
+        pass
+    scale = max(float(np.max(np.abs(np.diag(S)))), np.finfo(float).tiny)
+    eps = jitter
+    eye = np.eye(S.shape[0])
+    while eps < 1.0:
+        try:
+            return linalg.cholesky(S + eps * scale * eye, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            eps *= 100.0
+    raise linalg.LinAlgError("matrix is not positive semi-definite, even after jitter")
+
+
+def cho_solve(L, B):
+    """Solve ``(L L^T) X = B`` given the lower Cholesky factor ``L``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> L = np.linalg.cholesky(np.array([[4.0, 2.0], [2.0, 2.0]]))
+    >>> cho_solve(L, np.array([4.0, 2.0]))
+    array([1., 0.])
+    """
+    return linalg.cho_solve((L, True), B, check_finite=False)
+
+
+def cho_logdet(L):
+    """``log det(L L^T)`` from the lower Cholesky factor ``L``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float(cho_logdet(np.diag([2.0, 1.0])))  # det = 4
+    1.3862943611198906
+    """
+    return 2.0 * np.sum(np.log(np.diag(L)))

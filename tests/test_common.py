@@ -1,0 +1,13 @@
+"""scikit-learn's common estimator checks over every public estimator."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skkalman.estimator_checks import expected_failed_checks
+
+# Each estimator adds an instance here (small settings keep the checks fast).
+ESTIMATORS = []
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
