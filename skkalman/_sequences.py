@@ -117,6 +117,7 @@ class SequenceData:
 
 
 def _check_y(y, n_samples):
+    # allow-nan: NaN marks a missing measurement; infinity is still rejected here.
     y = check_array(
         y, ensure_2d=False, ensure_all_finite="allow-nan", dtype=np.float64, input_name="y",
         ensure_min_samples=0,
@@ -131,12 +132,6 @@ def _check_y(y, n_samples):
     y2 = y.reshape(n_samples, -1)
     if y2.shape[1] == 0:
         raise ValueError("y has no columns; at least one target is needed.")
-    if np.isinf(y2).any():
-        row, col = np.argwhere(np.isinf(y2))[0]
-        raise ValueError(
-            f"y contains infinity (row {row}, column {col}); mark a missing measurement "
-            "with NaN instead."
-        )
     return y2, y_ndim
 
 
