@@ -1,0 +1,79 @@
+"""Rauch-Tung-Striebel smoother for one sequence: moments of p(s_t | all y)."""
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .._linalg import cho_factor_psd, cho_solve, symmetrize
+
+__all__ = ["SmootherResult", "rts_smoother"]
+
+
+class SmootherResult(NamedTuple):
+    """Moments computed by :func:`rts_smoother` for one sequence of ``T`` rows.
+
+    Attributes
+    ----------
+    smoothed_means : ndarray of shape (T, n_states)
+        ``E[s_t | x_1..T, y_1..T]``.
+    smoothed_covariances : ndarray of shape (T, n_states, n_states)
+        ``Cov[s_t | x_1..T, y_1..T]``.
+    lag_one_covariances : ndarray of shape (T, n_states, n_states)
+        ``Cov[s_t, s_{t-1} | x_1..T, y_1..T]``; row 0 is zeros (no state before the first).
+    """
+
+    smoothed_means: np.ndarray
+    smoothed_covariances: np.ndarray
+    lag_one_covariances: np.ndarray
+
+
+def rts_smoother(params, filter_result):
+    """Moments of p(s_t | x_1..T, y_1..T) and Cov(s_t, s_{t-1} | x_1..T, y_1..T).
+
+    The backward (Rauch-Tung-Striebel) pass over a :func:`kalman_filter` result with the
+    same ``params``. The lag-one cross-covariances are the ones the EM M-step needs.
+
+    Parameters
+    ----------
+    params : StateSpaceParams
+        The model's matrices (only ``A`` and ``Q`` are used).
+    filter_result : FilterResult
+        The forward pass over the same sequence.
+
+    Returns
+    -------
+    result : SmootherResult
+        Smoothed means and covariances, and lag-one cross-covariances.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
+    >>> params = StateSpaceParams(
+    ...     A=np.eye(1), B=np.zeros((1, 0)), C=np.eye(1), D=np.zeros((1, 0)),
+    ...     Q=np.eye(1), R=np.eye(1), initial_state_mean=np.zeros(1),
+    ...     initial_state_covariance=np.eye(1))
+    >>> y = np.array([[1.0], [np.nan], [2.0]])
+    >>> result = rts_smoother(params, kalman_filter(params, np.zeros((3, 0)), y))
+    >>> result.smoothed_means.ravel().round(4)
+    array([0.7143, 1.1429, 1.5714])
+    """
+    A, Q = params.A, params.Q
+    m_p, P_p, m_f, P_f, _ = filter_result
+    T, n = m_f.shape
+    smoothed_means = np.empty((T, n))
+    smoothed_covariances = np.empty((T, n, n))
+    lag_one_covariances = np.zeros((T, n, n))
+    smoothed_means[-1], smoothed_covariances[-1] = m_f[-1], P_f[-1]
+    eye = np.eye(n)
+    for t in range(T - 2, -1, -1):
+        # G = P_f A^T P_p^{-1}: the regression of s_t on s_{t+1} given y_1..t.
+        G = cho_solve(cho_factor_psd(P_p[t + 1]), A @ P_f[t]).T
+        smoothed_means[t] = m_f[t] + G @ (smoothed_means[t + 1] - m_p[t + 1])
+        # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD.
+        IGA = eye - G @ A
+        smoothed_covariances[t] = symmetrize(
+            IGA @ P_f[t] @ IGA.T + G @ (Q + smoothed_covariances[t + 1]) @ G.T
+        )
+        lag_one_covariances[t + 1] = smoothed_covariances[t + 1] @ G.T
+    return SmootherResult(smoothed_means, smoothed_covariances, lag_one_covariances)

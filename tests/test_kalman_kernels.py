@@ -1,0 +1,273 @@
+"""Filter and smoother kernels against brute force, pykalman and their own invariants."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from skkalman._kalman import (
+    FilterResult,
+    SmootherResult,
+    StateSpaceParams,
+    kalman_filter,
+    rts_smoother,
+)
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _spd(rng, k, scale=1.0):
+    M = rng.standard_normal((k, k))
+    return scale * (M @ M.T / k + 0.2 * np.eye(k))
+
+
+def random_system(rng, n_states, n_features, n_targets, radius=0.9):
+    """A random stable system with well-conditioned noise covariances."""
+    A = rng.standard_normal((n_states, n_states))
+    A *= radius / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-3)
+    return StateSpaceParams(
+        A=A,
+        B=rng.standard_normal((n_states, n_features)),
+        C=rng.standard_normal((n_targets, n_states)),
+        D=rng.standard_normal((n_targets, n_features)),
+        Q=_spd(rng, n_states, 0.5),
+        R=_spd(rng, n_targets, 0.5),
+        initial_state_mean=rng.standard_normal(n_states),
+        initial_state_covariance=_spd(rng, n_states),
+    )
+
+
+def random_data(rng, params, T, missing=0.0):
+    """Inputs and measurements of length T; a fraction `missing` of y entries is NaN."""
+    X = rng.standard_normal((T, params.n_features))
+    y = rng.standard_normal((T, params.n_targets))
+    y[rng.random(y.shape) < missing] = np.nan
+    return X, y
+
+
+def joint_gaussian(params, X):
+    """Mean and covariance of the stacked (s_1..s_T, y_1..y_T), built densely."""
+    A, C = params.A, params.C
+    T, n = X.shape[0], params.n_states
+    # s = mu_s + Phi eps with eps = (s_1 - m0, w_2, ..., w_T), Phi[t, u] = A^(t-u).
+    mu_s = np.empty((T, n))
+    Phi = np.zeros((T * n, T * n))
+    powers = [np.eye(n)]
+    for _ in range(T):
+        powers.append(A @ powers[-1])
+    for t in range(T):
+        mu_s[t] = params.initial_state_mean if t == 0 else A @ mu_s[t - 1] + params.B @ X[t]
+        for u in range(t + 1):
+            Phi[t * n:(t + 1) * n, u * n:(u + 1) * n] = powers[t - u]
+    eps_cov = np.kron(np.eye(T), params.Q)
+    eps_cov[:n, :n] = params.initial_state_covariance
+    S_ss = Phi @ eps_cov @ Phi.T
+    H = np.kron(np.eye(T), C)
+    mu_y = mu_s @ C.T + X @ params.D.T
+    S_yy = H @ S_ss @ H.T + np.kron(np.eye(T), params.R)
+    S_sy = S_ss @ H.T
+    return mu_s.ravel(), S_ss, mu_y.ravel(), S_yy, S_sy
+
+
+def brute_posterior(params, X, y, rows=None):
+    """Exact mean (T, n) and covariance (T n, T n) of the states given the observed
+    entries of y in `rows` (all rows by default)."""
+    mu_s, S_ss, mu_y, S_yy, S_sy = joint_gaussian(params, X)
+    T, n = X.shape[0], params.n_states
+    use = ~np.isnan(y)
+    if rows is not None:
+        use[rows:] = False
+    use = use.ravel()
+    if not use.any():
+        return mu_s.reshape(T, n), S_ss
+    yv = np.nan_to_num(y).ravel()[use]
+    gain = np.linalg.solve(S_yy[np.ix_(use, use)], S_sy[:, use].T).T
+    mean = mu_s + gain @ (yv - mu_y[use])
+    cov = S_ss - gain @ S_sy[:, use].T
+    return mean.reshape(T, n), cov
+
+
+def brute_log_likelihood(params, X, y):
+    _, _, mu_y, S_yy, _ = joint_gaussian(params, X)
+    use = ~np.isnan(y).ravel()
+    if not use.any():
+        return 0.0
+    return stats.multivariate_normal(mu_y[use], S_yy[np.ix_(use, use)]).logpdf(
+        y.ravel()[use]
+    )
+
+
+def block(cov, n, t, u):
+    return cov[t * n:(t + 1) * n, u * n:(u + 1) * n]
+
+
+def assert_close(actual, desired, rtol=1e-8, atol=1e-9, err_msg=""):
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=err_msg)
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+def check_against_brute_force(params, X, y):
+    T, n = X.shape[0], params.n_states
+    fr = kalman_filter(params, X, y)
+    sr = rts_smoother(params, fr)
+    assert isinstance(fr, FilterResult) and isinstance(sr, SmootherResult)
+
+    mean, cov = brute_posterior(params, X, y)
+    assert_close(sr.smoothed_means, mean, err_msg="smoothed means")
+    for t in range(T):
+        assert_close(sr.smoothed_covariances[t], block(cov, n, t, t), err_msg="smoothed cov")
+        if t > 0:
+            assert_close(sr.lag_one_covariances[t], block(cov, n, t, t - 1), err_msg="lag-one")
+    assert np.all(sr.lag_one_covariances[0] == 0)
+
+    for t in range(T):
+        mean_f, cov_f = brute_posterior(params, X, y, rows=t + 1)
+        assert_close(fr.filtered_means[t], mean_f[t], err_msg="filtered means")
+        assert_close(fr.filtered_covariances[t], block(cov_f, n, t, t), err_msg="filtered cov")
+        mean_p, cov_p = brute_posterior(params, X, y, rows=t)
+        assert_close(fr.predicted_means[t], mean_p[t], err_msg="predicted means")
+        assert_close(fr.predicted_covariances[t], block(cov_p, n, t, t), err_msg="predicted cov")
+
+    assert_close(fr.log_likelihood, brute_log_likelihood(params, X, y), err_msg="loglik")
+
+
+def test_against_joint_gaussian_fixed_case():
+    rng = np.random.default_rng(0)
+    params = random_system(rng, n_states=3, n_features=2, n_targets=2)
+    X, y = random_data(rng, params, T=7)
+    check_against_brute_force(params, X, y)
+
+
+def test_missing_rows_and_entries_against_joint_gaussian():
+    rng = np.random.default_rng(1)
+    params = random_system(rng, n_states=3, n_features=1, n_targets=3)
+    X, y = random_data(rng, params, T=8)
+    y[2] = np.nan  # all-NaN row: no update
+    y[4, 1] = np.nan  # partly NaN rows: update on the observed entries
+    y[5, [0, 2]] = np.nan
+    y[7] = np.nan  # a missing last row
+    check_against_brute_force(params, X, y)
+
+
+def test_first_row_missing_and_all_missing():
+    rng = np.random.default_rng(2)
+    params = random_system(rng, n_states=2, n_features=0, n_targets=2)
+    X, y = random_data(rng, params, T=5)
+    y[0] = np.nan
+    check_against_brute_force(params, X, y)
+    y[:] = np.nan
+    check_against_brute_force(params, X, y)
+    assert kalman_filter(params, X, y).log_likelihood == 0.0
+
+
+def test_single_row():
+    rng = np.random.default_rng(3)
+    params = random_system(rng, n_states=2, n_features=1, n_targets=1)
+    X, y = random_data(rng, params, T=1)
+    check_against_brute_force(params, X, y)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_states=st.integers(1, 3),
+    n_features=st.integers(0, 2),
+    n_targets=st.integers(1, 3),
+    T=st.integers(1, 6),
+    missing=st.sampled_from([0.0, 0.3, 0.7]),
+)
+def test_property_against_joint_gaussian(seed, n_states, n_features, n_targets, T, missing):
+    rng = np.random.default_rng(seed)
+    params = random_system(rng, n_states, n_features, n_targets)
+    X, y = random_data(rng, params, T, missing)
+    check_against_brute_force(params, X, y)
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+def test_nan_row_is_a_skipped_update():
+    rng = np.random.default_rng(4)
+    params = random_system(rng, n_states=3, n_features=2, n_targets=2)
+    X, y = random_data(rng, params, T=30)
+    y[[3, 10, 11, 29]] = np.nan
+    fr = kalman_filter(params, X, y)
+    for t in (3, 10, 11, 29):
+        np.testing.assert_array_equal(fr.filtered_means[t], fr.predicted_means[t])
+        np.testing.assert_array_equal(fr.filtered_covariances[t], fr.predicted_covariances[t])
+    # The values a NaN row would have carried cannot matter; neither can inputs' effect on y
+    # there, and the likelihood of the remaining rows is the same.
+    fr_again = kalman_filter(params, X, y)
+    assert fr_again.log_likelihood == fr.log_likelihood
+    y_obs = y.copy()
+    y_obs[3] = 0.0
+    assert kalman_filter(params, X, y_obs).log_likelihood != fr.log_likelihood
+
+
+def test_covariances_symmetric_psd_over_long_sequence():
+    rng = np.random.default_rng(5)
+    params = random_system(rng, n_states=4, n_features=1, n_targets=2, radius=0.99)
+    X, y = random_data(rng, params, T=400, missing=0.2)
+    fr = kalman_filter(params, X, y)
+    sr = rts_smoother(params, fr)
+    for covs in (fr.predicted_covariances, fr.filtered_covariances, sr.smoothed_covariances):
+        np.testing.assert_array_equal(covs, np.swapaxes(covs, 1, 2))
+        assert np.linalg.eigvalsh(covs).min() > 0
+
+
+def test_causality():
+    rng = np.random.default_rng(6)
+    params = random_system(rng, n_states=2, n_features=1, n_targets=2)
+    X, y = random_data(rng, params, T=20)
+    fr = kalman_filter(params, X, y)
+    X2, y2 = X.copy(), y.copy()
+    X2[12:] += 1.0
+    y2[12:] = -y2[12:]
+    fr2 = kalman_filter(params, X2, y2)
+    for name in ("predicted_means", "filtered_means", "filtered_covariances"):
+        np.testing.assert_array_equal(getattr(fr, name)[:12], getattr(fr2, name)[:12])
+    assert not np.allclose(fr.filtered_means[12:], fr2.filtered_means[12:])
+
+
+# --------------------------------------------------------------------------- pykalman
+
+
+def pykalman_model(params, X):
+    from pykalman import KalmanFilter
+
+    # pykalman: s_{t+1} = A s_t + b_t and y_t = C s_t + d_t, so its transition offset
+    # b_{t-1} is our B x_t, and its observation offset d_t is our D x_t.
+    return KalmanFilter(
+        transition_matrices=params.A,
+        observation_matrices=params.C,
+        transition_covariance=params.Q,
+        observation_covariance=params.R,
+        transition_offsets=X[1:] @ params.B.T,
+        observation_offsets=X @ params.D.T,
+        initial_state_mean=params.initial_state_mean,
+        initial_state_covariance=params.initial_state_covariance,
+    )
+
+
+@pytest.mark.parametrize("n_features", [0, 2])
+def test_against_pykalman(n_features):
+    pytest.importorskip("pykalman")
+    rng = np.random.default_rng(7)
+    params = random_system(rng, n_states=3, n_features=n_features, n_targets=2)
+    X, y = random_data(rng, params, T=200)
+    y[[0, 50, 51, 52, 199]] = np.nan  # pykalman handles whole missing rows only
+    masked = np.ma.masked_invalid(y)
+    kf = pykalman_model(params, X)
+
+    fr = kalman_filter(params, X, y)
+    sr = rts_smoother(params, fr)
+    means_f, covs_f = kf.filter(masked)
+    means_s, covs_s = kf.smooth(masked)
+    assert_close(fr.filtered_means, means_f, atol=1e-10)
+    assert_close(fr.filtered_covariances, covs_f, atol=1e-10)
+    assert_close(sr.smoothed_means, means_s, atol=1e-10)
+    assert_close(sr.smoothed_covariances, covs_s, atol=1e-10)
+    assert_close(fr.log_likelihood, kf.loglikelihood(masked), rtol=1e-10)
