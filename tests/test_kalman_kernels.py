@@ -271,3 +271,88 @@ def test_against_pykalman(n_features):
     assert_close(sr.smoothed_means, means_s, atol=1e-10)
     assert_close(sr.smoothed_covariances, covs_s, atol=1e-10)
     assert_close(fr.log_likelihood, kf.loglikelihood(masked), rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- steady state
+
+
+def assert_fast_equals_plain(params, X, y, tol=1e-10):
+    fast = kalman_filter(params, X, y)
+    plain = kalman_filter(params, X, y, steady_state=False)
+    fast_s = rts_smoother(params, fast)
+    plain_s = rts_smoother(params, plain, steady_state=False)
+    for name in FilterResult._fields[:-1]:
+        got, want = getattr(fast, name), getattr(plain, name)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max(),
+                                   err_msg=name)
+    for name in SmootherResult._fields:
+        got, want = getattr(fast_s, name), getattr(plain_s, name)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.abs(want).max(),
+                                   err_msg=name)
+    assert fast.log_likelihood == pytest.approx(plain.log_likelihood, rel=tol, abs=tol)
+    return fast, fast_s
+
+
+def test_steady_state_path_equals_plain_recursion():
+    rng = np.random.default_rng(8)
+    params = random_system(rng, n_states=4, n_features=2, n_targets=2, radius=0.95)
+    X, y = random_data(rng, params, T=3000)
+    y[500] = np.nan  # a lone missing row breaks the steady state, which must re-form
+    y[1200:1210, 0] = np.nan  # a run with its own (partly observed) steady state
+    y[2500:] = np.nan  # no measurements at the end: the prediction steady state
+    fr, sr = assert_fast_equals_plain(params, X, y)
+    # The fast path did engage: covariances are exactly constant over steady stretches,
+    # which the plain recursion (round-off wobble) essentially never produces.
+    for covs in (fr.predicted_covariances, fr.filtered_covariances, sr.smoothed_covariances):
+        assert np.all(covs[150:380] == covs[300])
+        assert np.all(covs[2850:2990] == covs[2950])
+
+
+def test_steady_state_without_measurements():
+    # predict(): all rows missing; the covariance converges to the Lyapunov solution.
+    rng = np.random.default_rng(9)
+    params = random_system(rng, n_states=3, n_features=2, n_targets=1, radius=0.9)
+    X, y = random_data(rng, params, T=1500, missing=1.0)
+    fr, _ = assert_fast_equals_plain(params, X, y)
+    P = fr.predicted_covariances[-1]
+    np.testing.assert_allclose(P, params.A @ P @ params.A.T + params.Q, rtol=1e-12)
+    assert fr.log_likelihood == 0.0
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_states=st.integers(1, 4),
+    n_features=st.integers(0, 2),
+    n_targets=st.integers(1, 3),
+    T=st.integers(150, 700),
+    n_gaps=st.integers(0, 4),
+)
+def test_property_steady_state_equals_plain(seed, n_states, n_features, n_targets, T, n_gaps):
+    rng = np.random.default_rng(seed)
+    params = random_system(rng, n_states, n_features, n_targets, radius=0.9)
+    X, y = random_data(rng, params, T)
+    for _ in range(n_gaps):  # runs of missing rows or entries, of random length and place
+        start = rng.integers(T)
+        columns = rng.random(n_targets) < 0.5
+        y[start:start + rng.integers(1, 150), columns] = np.nan
+    assert_fast_equals_plain(params, X, y)
+
+
+@pytest.mark.parametrize("n", [1, 3, 40])
+@pytest.mark.parametrize("n_rows", [0, 1, 5, 300, 1025, 5000])
+def test_linear_recursion_matches_loop(n, n_rows):
+    from skkalman._kalman.filter import _linear_recursion
+
+    rng = np.random.default_rng(n * 10_000 + n_rows)
+    F = rng.standard_normal((n, n))
+    F *= 0.97 / np.max(np.abs(np.linalg.eigvals(F)))
+    z0, U = rng.standard_normal(n), rng.standard_normal((n_rows, n))
+    expected = np.empty((n_rows, n))
+    z = z0
+    for i in range(n_rows):
+        z = F @ z + U[i]
+        expected[i] = z
+    got = _linear_recursion(F, z0, U)
+    assert got.shape == (n_rows, n)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-11)

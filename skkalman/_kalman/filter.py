@@ -11,6 +11,16 @@ __all__ = ["FilterResult", "kalman_filter"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
+# Steady state: the covariance recursion does not depend on the values of y, only on which
+# entries are missing, and converges geometrically. Once it has stopped changing (relative
+# change below _STEADY_RTOL on _STEADY_STREAK steps in a row) it is reused for the rest of
+# the run of rows that share the same missing pattern, and only the mean recursion is left.
+_STEADY_RTOL = 1e-14
+_STEADY_STREAK = 5
+# Rows per block of the blocked linear recursion: the block matrix has (block * n_states)^2
+# entries, kept near 128 x 128 so that one matrix product does most of the work.
+_SCAN_WIDTH = 128
+
 
 class FilterResult(NamedTuple):
     """Moments computed by :func:`kalman_filter` for one sequence of ``T`` rows.
@@ -36,6 +46,56 @@ class FilterResult(NamedTuple):
     log_likelihood: float
 
 
+def _linear_recursion(F, z0, U):
+    """Solve ``z_i = F z_{i-1} + u_i`` for ``i = 0..n_rows-1`` from ``z_{-1} = z0``.
+
+    A time-invariant linear recursion, evaluated by blocks instead of step by step: inside
+    a block of ``b`` rows the zero-start response is one product with the block-Toeplitz
+    matrix of the powers ``F^0..F^(b-1)``; the block ends then follow the same recursion
+    with ``F^b``, solved recursively, and each block adds ``F^(j+1)`` times its start. The
+    result is the step-by-step one up to round-off (the same terms, summed in another
+    order).
+
+    Parameters
+    ----------
+    F : ndarray of shape (n, n)
+    z0 : ndarray of shape (n,)
+    U : ndarray of shape (n_rows, n)
+
+    Returns
+    -------
+    Z : ndarray of shape (n_rows, n)
+    """
+    n_rows, n = U.shape
+    b = max(2, _SCAN_WIDTH // max(n, 1))
+    if n_rows <= 2 * b:
+        Z = np.empty((n_rows, n))
+        z = z0
+        for i in range(n_rows):
+            z = F @ z + U[i]
+            Z[i] = z
+        return Z
+    n_blocks = -(-n_rows // b)
+    U_blocks = np.zeros((n_blocks * b, n))
+    U_blocks[:n_rows] = U
+    U_blocks = U_blocks.reshape(n_blocks, b * n)
+    powers = np.empty((b + 1, n, n))
+    powers[0] = np.eye(n)
+    for j in range(b):
+        powers[j + 1] = F @ powers[j]
+    # Row-vector form z^T = u^T F^T: block (i, j) of the Toeplitz matrix is (F^(j-i))^T.
+    lag = np.arange(b)[None, :] - np.arange(b)[:, None]
+    toeplitz = np.where(
+        (lag >= 0)[:, :, None, None], np.swapaxes(powers, 1, 2)[np.maximum(lag, 0)], 0.0
+    )
+    Z = U_blocks @ toeplitz.transpose(0, 2, 1, 3).reshape(b * n, b * n)
+    starts = np.empty((n_blocks, n))
+    starts[0] = z0
+    starts[1:] = _linear_recursion(powers[b], z0, Z[:-1, -n:])
+    Z += starts @ np.swapaxes(powers[1:], 1, 2).transpose(1, 0, 2).reshape(n, b * n)
+    return Z.reshape(n_blocks * b, n)[:n_rows]
+
+
 def _measurement_update(m, P, e, C, R):
     """Condition N(m, P) on e = y - C s - D x observed with noise N(0, R).
 
@@ -53,7 +113,7 @@ def _measurement_update(m, P, e, C, R):
     return m_f, P_f, K, L, log_density
 
 
-def kalman_filter(params, X, y):
+def kalman_filter(params, X, y, *, steady_state=True):
     """Moments of p(s_t | x_1..t, y_1..t) and p(s_t | x_1..t, y_1..t-1), and log p(y | x).
 
     The model is ``s_t = A s_{t-1} + B x_t + w_t``, ``y_t = C s_t + D x_t + v_t``, with the
@@ -69,6 +129,10 @@ def kalman_filter(params, X, y):
         Known inputs of one sequence (``n_features`` may be 0).
     y : ndarray of shape (T, n_targets)
         Measurements of the same sequence; NaN marks a missing entry.
+    steady_state : bool, default=True
+        Reuse the covariances once they have converged to round-off, within each run of
+        rows that share a missing pattern, so that only the mean recursion remains (the
+        result is the same up to round-off). False runs the plain recursion on every row.
 
     Returns
     -------
@@ -95,6 +159,12 @@ def kalman_filter(params, X, y):
     Bx = X @ params.B.T
     y_minus_Dx = y - X @ params.D.T
     observed = ~np.isnan(y)
+    # run_end[t]: end of the run of rows sharing row t's missing pattern.
+    new_run = np.ones(T, dtype=bool)
+    new_run[1:] = np.any(observed[1:] != observed[:-1], axis=1)
+    run_starts = np.flatnonzero(new_run)
+    run_ends = np.append(run_starts[1:], T)
+    run_end = np.repeat(run_ends, run_ends - run_starts)
 
     predicted_means = np.empty((T, n))
     predicted_covariances = np.empty((T, n, n))
@@ -104,24 +174,73 @@ def kalman_filter(params, X, y):
 
     m = np.asarray(params.initial_state_mean, dtype=float)
     P = np.asarray(params.initial_state_covariance, dtype=float)
-    for t in range(T):
+    streak = 0
+    t = 0
+    while t < T:
         if t > 0:
             m = A @ m + Bx[t]
             P = symmetrize(A @ P @ A.T + Q)
         predicted_means[t], predicted_covariances[t] = m, P
         o = observed[t]
+        K = L = None
         if o.all():
-            m, P, _, _, log_density = _measurement_update(m, P, y_minus_Dx[t] - C @ m, C, R)
+            m, P, K, L, log_density = _measurement_update(m, P, y_minus_Dx[t] - C @ m, C, R)
             log_likelihood += log_density
         elif o.any():
             C_o = C[o]
-            m, P, _, _, log_density = _measurement_update(
+            m, P, K, L, log_density = _measurement_update(
                 m, P, y_minus_Dx[t, o] - C_o @ m, C_o, R[np.ix_(o, o)]
             )
             log_likelihood += log_density
         filtered_means[t], filtered_covariances[t] = m, P
 
+        if steady_state and not new_run[t]:
+            P_pred, P_prev = predicted_covariances[t], predicted_covariances[t - 1]
+            change = np.max(np.abs(P_pred - P_prev))
+            streak = streak + 1 if change <= _STEADY_RTOL * np.max(np.abs(P_pred)) else 0
+            if streak >= _STEADY_STREAK and run_end[t] > t + 1:
+                stop = run_end[t]
+                log_likelihood += _steady_rows(
+                    params, t, stop, o, K, L, Bx, y_minus_Dx, predicted_means,
+                    predicted_covariances, filtered_means, filtered_covariances,
+                )
+                m, P = filtered_means[stop - 1], filtered_covariances[stop - 1]
+                t, streak = stop, 0
+                continue
+        else:
+            streak = 0
+        t += 1
+
     return FilterResult(
         predicted_means, predicted_covariances, filtered_means, filtered_covariances,
         float(log_likelihood),
     )
+
+
+def _steady_rows(params, t, stop, o, K, L, Bx, y_minus_Dx, predicted_means,
+                 predicted_covariances, filtered_means, filtered_covariances):
+    """Fill rows t+1..stop-1 with the converged covariances and gain of row t.
+
+    With a constant gain ``K`` the filtered mean follows the time-invariant recursion
+    ``m_f[s] = (I - K C) (A m_f[s-1] + B x_s) + K (y_s - D x_s)``, solved by blocks.
+    Returns the log-likelihood of those rows.
+    """
+    A = params.A
+    rows = slice(t + 1, stop)
+    predicted_covariances[rows] = predicted_covariances[t]
+    filtered_covariances[rows] = filtered_covariances[t]
+    if K is None:
+        F, U = A, Bx[rows]
+    else:
+        C_o = params.C[o]
+        IKC = np.eye(A.shape[0]) - K @ C_o
+        F = IKC @ A
+        U = Bx[rows] @ IKC.T + y_minus_Dx[rows][:, o] @ K.T
+    filtered_means[rows] = _linear_recursion(F, filtered_means[t], U)
+    predicted_means[rows] = filtered_means[t:stop - 1] @ A.T + Bx[rows]
+    if K is None:
+        return 0.0
+    innovations = y_minus_Dx[rows][:, o] - predicted_means[rows] @ C_o.T
+    z = linalg.solve_triangular(L, innovations.T, lower=True, check_finite=False)
+    n_rows, k = innovations.shape
+    return -0.5 * (n_rows * (k * _LOG_2PI + cho_logdet(L)) + np.sum(z * z))

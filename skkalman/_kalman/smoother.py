@@ -5,6 +5,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .._linalg import cho_factor_psd, cho_solve, symmetrize
+from .filter import _STEADY_RTOL, _STEADY_STREAK, _linear_recursion
 
 __all__ = ["SmootherResult", "rts_smoother"]
 
@@ -27,7 +28,7 @@ class SmootherResult(NamedTuple):
     lag_one_covariances: np.ndarray
 
 
-def rts_smoother(params, filter_result):
+def rts_smoother(params, filter_result, *, steady_state=True):
     """Moments of p(s_t | x_1..T, y_1..T) and Cov(s_t, s_{t-1} | x_1..T, y_1..T).
 
     The backward (Rauch-Tung-Striebel) pass over a :func:`kalman_filter` result with the
@@ -39,6 +40,11 @@ def rts_smoother(params, filter_result):
         The model's matrices (only ``A`` and ``Q`` are used).
     filter_result : FilterResult
         The forward pass over the same sequence.
+    steady_state : bool, default=True
+        Where the filter's covariances are constant (its steady state), reuse the smoothed
+        covariance once it has converged to round-off, so that only the mean recursion
+        remains (the result is the same up to round-off). False runs the plain recursion
+        on every row.
 
     Returns
     -------
@@ -66,14 +72,57 @@ def rts_smoother(params, filter_result):
     lag_one_covariances = np.zeros((T, n, n))
     smoothed_means[-1], smoothed_covariances[-1] = m_f[-1], P_f[-1]
     eye = np.eye(n)
-    for t in range(T - 2, -1, -1):
-        # G = P_f A^T P_p^{-1}: the regression of s_t on s_{t+1} given y_1..t.
-        G = cho_solve(cho_factor_psd(P_p[t + 1]), A @ P_f[t]).T
+    if steady_state and T > 2:
+        # Step t reads P_f[t] and P_p[t+1]; where those repeat exactly (a steady stretch
+        # of the filter), the gain G repeats too. group_start[t]: first step of t's stretch.
+        same_as_next = np.all(P_f[:-2] == P_f[1:-1], axis=(1, 2)) & np.all(
+            P_p[1:-1] == P_p[2:], axis=(1, 2)
+        )
+        is_start = np.ones(T - 1, dtype=bool)
+        is_start[1:] = ~same_as_next
+        group_start = np.maximum.accumulate(np.where(is_start, np.arange(T - 1), 0))
+    else:
+        same_as_next = np.zeros(max(T - 2, 0), dtype=bool)
+        group_start = np.arange(max(T - 1, 0))
+    streak = 0
+    t = T - 2
+    while t >= 0:
+        if t == T - 2 or not same_as_next[t]:
+            # G = P_f A^T P_p^{-1}: the regression of s_t on s_{t+1} given y_1..t.
+            G = cho_solve(cho_factor_psd(P_p[t + 1]), A @ P_f[t]).T
+            IGA = eye - G @ A
         smoothed_means[t] = m_f[t] + G @ (smoothed_means[t + 1] - m_p[t + 1])
         # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD.
-        IGA = eye - G @ A
         smoothed_covariances[t] = symmetrize(
             IGA @ P_f[t] @ IGA.T + G @ (Q + smoothed_covariances[t + 1]) @ G.T
         )
         lag_one_covariances[t + 1] = smoothed_covariances[t + 1] @ G.T
+
+        if t < T - 2 and same_as_next[t]:
+            P_s = smoothed_covariances[t]
+            change = np.max(np.abs(P_s - smoothed_covariances[t + 1]))
+            streak = streak + 1 if change <= _STEADY_RTOL * np.max(np.abs(P_s)) else 0
+            start = group_start[t]
+            if streak >= _STEADY_STREAK and start < t:
+                _steady_rows(start, t, G, smoothed_means, smoothed_covariances,
+                             lag_one_covariances, m_p, m_f)
+                t, streak = start - 1, 0
+                continue
+        else:
+            streak = 0
+        t -= 1
     return SmootherResult(smoothed_means, smoothed_covariances, lag_one_covariances)
+
+
+def _steady_rows(start, t, G, smoothed_means, smoothed_covariances, lag_one_covariances,
+                 m_p, m_f):
+    """Fill rows start..t-1, which share the gain G and the converged covariance of row t.
+
+    The smoothed mean follows the time-invariant backward recursion
+    ``m_s[s] = G m_s[s+1] + (m_f[s] - G m_p[s+1])``, solved by blocks.
+    """
+    rows = slice(start, t)
+    smoothed_covariances[rows] = smoothed_covariances[t]
+    lag_one_covariances[start + 1:t + 1] = smoothed_covariances[t] @ G.T
+    U = m_f[rows] - m_p[start + 1:t + 1] @ G.T
+    smoothed_means[rows] = _linear_recursion(G, smoothed_means[t], U[::-1])[::-1]
