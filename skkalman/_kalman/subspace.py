@@ -1,0 +1,181 @@
+"""Subspace identification: a state-space estimate without iterations, to start EM.
+
+Canonical variate analysis (Larimore's CVA) in skkalman's input timing. For a row ``t``
+the *past* is ``z_t = (x_t, x_{t-1}, ..., x_{t-p+1}, y_{t-1}, ..., y_{t-p})`` (``x_t``
+already acts on ``s_t``) and the *future* is ``f_t = (y_{t+1}, ..., y_{t+f})``. The best
+linear prediction of the future from the past factors through the state,
+``E[f_t | z_t] = Γ A s_t`` with ``Γ = (C; C A; ...)``, so the ``n_states`` leading
+canonical directions between past and future give a state sequence ``ŝ_t`` (up to a
+change of basis). The matrices then follow by least squares in skkalman's timing:
+``(A, B)`` from ``ŝ_t ≈ A ŝ_{t-1} + B x_t``, ``(C, D)`` from ``y_t ≈ C ŝ_t + D x_t``, and
+``Q``, ``R`` from the residuals.
+
+Only causal regressions are used (no future inputs), so the estimate stays consistent
+when the inputs are fed back from the outputs (``x_t = y_{t-1}``, the forecasting
+set-up); there the state is a function of past inputs, the state residual vanishes, and
+the model found is the Kalman predictor's own form (``Q ≈ 0``, the past entering through
+``B``). Every product is taken through the economy QR factorization of a block-Hankel
+matrix with ``2 (p + f)`` block columns, never through a full-size SVD.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import linalg
+
+from .._linalg import nearest_psd, symmetrize
+from .params import StateSpaceParams
+
+__all__ = ["subspace_identification"]
+
+# Relative size below which a column of the past is taken as a linear combination of the
+# others (exact duplicates arise when the inputs are lagged outputs).
+_RANK_TOL = 1e-9
+
+
+def _regressors(X, y, p):
+    """Rows ``t >= p`` of one sequence: ``y_t``, ``x_t`` and the past lag blocks.
+
+    The past of row ``t`` is ``(x_{t-1}, y_{t-1}, x_{t-2}, y_{t-2}, ..., x_{t-p}, y_{t-p})``.
+    """
+    T = y.shape[0]
+    t = np.arange(p, T)
+    if t.size == 0:
+        return None
+    psi = np.hstack([X, y])  # (T, n_features + n_targets)
+    W = sliding_window_view(psi, p, axis=0)[t - p][..., ::-1]  # (N, n_psi, p) newest first
+    past = W.transpose(0, 2, 1).reshape(t.size, -1)
+    return t, y[t], X[t], past
+
+
+def _collect(sequences, p):
+    parts = []
+    for k, (X, y) in enumerate(sequences):
+        r = _regressors(X, y, p)
+        if r is None:
+            continue
+        t, y_t, x_t, past = r
+        ok = np.isfinite(past).all(axis=1) & np.isfinite(y_t).all(axis=1)
+        parts.append((np.column_stack([np.full(ok.sum(), k), t[ok]]), y_t[ok], x_t[ok],
+                      past[ok]))
+    if not parts:
+        return None
+    return tuple(np.vstack(column) for column in zip(*parts, strict=True))
+
+
+def _lstsq(Z, Y):
+    return linalg.lstsq(Z, Y, cond=_RANK_TOL, check_finite=False)[0]
+
+
+def _covariance(E):
+    return symmetrize(E.T @ E) / max(E.shape[0], 1)
+
+
+def _floor(S, reference):
+    # Residual covariances may vanish (a state that is an exact function of the inputs);
+    # keep them positive definite, relative to the scale of the variable they belong to.
+    scale = max(float(np.trace(reference)) / reference.shape[0], np.finfo(float).tiny)
+    return nearest_psd(S, floor=1e-8 * scale)
+
+
+def _independent_columns(Z):
+    """Columns of ``Z`` not (numerically) combinations of the columns before them."""
+    R = linalg.qr(Z, mode="r", check_finite=False)[0]
+    d = np.abs(np.diag(R))
+    return d > _RANK_TOL * max(d.max(initial=0.0), np.finfo(float).tiny)
+
+
+def subspace_identification(sequences, n_states, active_inputs, n_past=None):
+    """Estimate the state-space matrices by predictor-based subspace identification.
+
+    Parameters
+    ----------
+    sequences : list of (X, y) pairs
+        ``X`` of shape ``(T, n_features)``, ``y`` of shape ``(T, n_targets)``; rows whose
+        regression touches a NaN are left out.
+    n_states : int
+    active_inputs : ndarray of bool of shape (n_features,)
+        Input columns that vary; ``B`` and ``D`` are zero for the others.
+    n_past : int, default=None
+        Number ``p`` of past lags in the high-order ARX regression; chosen from the
+        amount of data when None.
+
+    Returns
+    -------
+    params : StateSpaceParams or None
+        None when the data hold too few complete rows for the requested order.
+    """
+    n_features = sequences[0][0].shape[1]
+    n_targets = sequences[0][1].shape[1]
+    a = np.asarray(active_inputs, dtype=bool)
+    n_in = int(a.sum())
+    n_psi = n_in + n_targets
+    f_min = int(np.ceil(n_states / n_targets))
+    candidates = (range(max(20, 2 * f_min), f_min, -1) if n_past is None else [n_past])
+    data = None
+    for p in candidates:
+        data = _collect([(X[:, a], y) for X, y in sequences], p)
+        if data is not None and data[0].shape[0] >= max(5 * (p * n_psi + n_in), 20):
+            break
+        data = None
+    if data is None:
+        return None
+    index, y_now, x_now, past = data
+    N = y_now.shape[0]
+
+    # 1. High-order ARX: y_t = D' x_t + sum_j Phi_j psi_{t-j} + e_t, a causal regression
+    # (consistent even when inputs are fed back from outputs). Exact duplicates among the
+    # regressors (x_t = y_{t-1} in the forecasting set-up) are dropped, the later copy
+    # first, so the past enters through the inputs.
+    Z = np.hstack([x_now, past])
+    keep = _independent_columns(Z)
+    coef = np.zeros((Z.shape[1], n_targets))
+    coef[keep] = _lstsq(Z[:, keep], y_now)
+    Phi = coef[n_in:].T.reshape(n_targets, p, n_psi).transpose(1, 0, 2)  # Phi[j-1] (m, n_psi)
+
+    # 2. Phi_j = C Abar^{j-1} [Bbar K]: the past-to-future map of the predictor is the
+    # block Hankel matrix of the Phi_j; its dominant right singular subspace, weighted by
+    # the past data, is the state.
+    f = max(f_min + 1, p // 2)
+    H = np.zeros((f * n_targets, p * n_psi))
+    for k in range(f):
+        for i in range(p - k):
+            H[k * n_targets:(k + 1) * n_targets, i * n_psi:(i + 1) * n_psi] = Phi[k + i]
+    Qz, Rz = linalg.qr(past, mode="economic", check_finite=False)
+    U, sv, Vt = linalg.svd(H @ Rz.T, full_matrices=False, check_finite=False)
+    n = min(n_states, sv.size)
+    states = np.zeros((N, n_states))
+    # Balanced scaling (any basis would do; this one keeps the states of order one).
+    states[:, :n] = np.sqrt(N) * (Qz @ Vt[:n].T) * np.sqrt(sv[:n] / max(sv[0], 1e-300))
+
+    # 3. Measurement equation (standard timing: y_t = C s'_t + D' x_t + e_t).
+    Zm = np.hstack([states, x_now])
+    Wm = _lstsq(Zm, y_now)
+    C = Wm[:n_states].T
+    D_std = Wm[n_states:].T
+    e = y_now - Zm @ Wm
+    R = _floor(_covariance(e), _covariance(y_now))
+
+    # 4. State equation over consecutive rows: s'_{t+1} = A s'_t + B' x_t + K e_t.
+    nxt = np.flatnonzero((index[1:, 0] == index[:-1, 0]) & (index[1:, 1] == index[:-1, 1] + 1))
+    A = np.zeros((n_states, n_states))
+    B_std = np.zeros((n_states, n_in))
+    Q = np.eye(n_states)
+    if nxt.size > 2 * n_states + n_in + n_targets:
+        Zs = np.hstack([states[nxt], x_now[nxt], e[nxt]])
+        Ws = _lstsq(Zs, states[nxt + 1])
+        A = Ws[:n_states].T
+        B_std = Ws[n_states:n_states + n_in].T
+        K = Ws[n_states + n_in:].T
+        Q = _floor(K @ R @ K.T, _covariance(states))
+
+    # 5. To skkalman's timing (x_t acts on s_t): A B = B', D = D' - C B.
+    B = np.zeros((n_states, n_features))
+    D = np.zeros((n_targets, n_features))
+    if n_in:
+        B[:, a] = _lstsq(A, B_std)
+        D[:, a] = D_std - C @ B[:, a]
+        states = states + x_now @ B[:, a].T
+    m0 = states.mean(axis=0)
+    P0 = nearest_psd(_covariance(states - m0) + Q, floor=1e-8)
+    return StateSpaceParams(A=A, B=B, C=C, D=D, Q=Q, R=R, initial_state_mean=m0,
+                            initial_state_covariance=P0)
