@@ -170,6 +170,17 @@ def test_single_row():
     check_against_brute_force(params, X, y)
 
 
+@pytest.mark.parametrize("rank", [0, 1])
+def test_singular_process_noise_against_joint_gaussian(rank):
+    # Q of rank 0 (deterministic dynamics) or 1: the smoother's P_p may be singular.
+    rng = np.random.default_rng(10 + rank)
+    params = random_system(rng, n_states=3, n_features=1, n_targets=2)
+    q = rng.standard_normal((3, rank))
+    params = params.replace(Q=q @ q.T)
+    X, y = random_data(rng, params, T=7, missing=0.2)
+    check_against_brute_force(params, X, y)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
@@ -356,3 +367,20 @@ def test_linear_recursion_matches_loop(n, n_rows):
     got = _linear_recursion(F, z0, U)
     assert got.shape == (n_rows, n)
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-11)
+
+
+def test_steady_state_on_large_scale_data():
+    # Data and covariances scaled by 1e6 (variances by 1e12): same relative accuracy.
+    rng = np.random.default_rng(11)
+    params = random_system(rng, n_states=3, n_features=1, n_targets=2)
+    scale = 1e6
+    params = params.replace(
+        B=scale * params.B, D=scale * params.D, Q=scale**2 * params.Q,
+        R=scale**2 * params.R, initial_state_mean=scale * params.initial_state_mean,
+        initial_state_covariance=scale**2 * params.initial_state_covariance,
+    )
+    X, y = random_data(rng, params, T=1500)
+    y *= scale
+    y[600:640] = np.nan
+    fr, sr = assert_fast_equals_plain(params, X, y)
+    assert np.linalg.eigvalsh(sr.smoothed_covariances).min() > 0

@@ -4,8 +4,9 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg.lapack import dpotrf, dpotrs, dtrtrs
 
-from .._linalg import cho_factor_psd, cho_logdet, cho_solve, symmetrize
+from .._linalg import cho_factor_psd, cho_logdet, symmetrize
 
 __all__ = ["FilterResult", "kalman_filter"]
 
@@ -96,20 +97,38 @@ def _linear_recursion(F, z0, U):
     return Z.reshape(n_blocks * b, n)[:n_rows]
 
 
+def _cholesky(S):
+    """Lower Cholesky factor of the symmetric PSD matrix ``S`` (its lower triangle read).
+
+    LAPACK is called directly because the transient rows pay this per row (scipy's checked
+    wrappers cost ten times the factorization at these sizes); a matrix that is PSD only up
+    to round-off falls back to the jittered factorization of ``_linalg``.
+    """
+    L, info = dpotrf(S, lower=1, clean=1)
+    return L if info == 0 else cho_factor_psd(S)
+
+
+def _cho_solve(L, B):
+    """Solve ``(L L^T) X = B`` given the lower Cholesky factor ``L``."""
+    return dpotrs(L, B, lower=1)[0]
+
+
 def _measurement_update(m, P, e, C, R):
     """Condition N(m, P) on e = y - C s - D x observed with noise N(0, R).
 
     Returns the filtered moments, the gain ``K``, the Cholesky factor of the innovation
     covariance ``S`` and the log density of ``e``.
     """
-    L = cho_factor_psd(C @ P @ C.T + R)
-    K = cho_solve(L, C @ P).T  # P C^T S^{-1}, with S solved, never inverted
+    CP = C @ P
+    L = _cholesky(CP @ C.T + R)
+    K = _cho_solve(L, CP).T  # P C^T S^{-1}, with S solved, never inverted
     m_f = m + K @ e
     # Joseph form: a sum of PSD terms, so round-off cannot make the covariance indefinite.
-    IKC = np.eye(P.shape[0]) - K @ C
+    IKC = -(K @ C)
+    IKC.flat[:: P.shape[0] + 1] += 1.0
     P_f = symmetrize(IKC @ P @ IKC.T + K @ R @ K.T)
-    z = linalg.solve_triangular(L, e, lower=True, check_finite=False)
-    log_density = -0.5 * (e.size * _LOG_2PI + cho_logdet(L) + z @ z)
+    z = dtrtrs(L, e, lower=1)[0]
+    log_density = -0.5 * (e.size * _LOG_2PI + 2.0 * np.log(L.diagonal()).sum() + z @ z)
     return m_f, P_f, K, L, log_density
 
 

@@ -4,8 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._linalg import cho_factor_psd, cho_solve, symmetrize
-from .filter import _STEADY_RTOL, _STEADY_STREAK, _linear_recursion
+from .._linalg import symmetrize
+from .filter import _STEADY_RTOL, _STEADY_STREAK, _cho_solve, _cholesky, _linear_recursion
 
 __all__ = ["SmootherResult", "rts_smoother"]
 
@@ -89,7 +89,7 @@ def rts_smoother(params, filter_result, *, steady_state=True):
     while t >= 0:
         if t == T - 2 or not same_as_next[t]:
             # G = P_f A^T P_p^{-1}: the regression of s_t on s_{t+1} given y_1..t.
-            G = cho_solve(cho_factor_psd(P_p[t + 1]), A @ P_f[t]).T
+            G = _cho_solve(_cholesky(P_p[t + 1]), A @ P_f[t]).T
             IGA = eye - G @ A
         smoothed_means[t] = m_f[t] + G @ (smoothed_means[t + 1] - m_p[t + 1])
         # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD.
