@@ -2,7 +2,8 @@
 
 A state-space model's transition matrix ``A`` is defined only up to a change of basis
 ``T A T^{-1}``; its eigenvalues are not. The metrics here compare eigenvalues, matched
-optimally, and report modes that have no partner instead of hiding them.
+optimally, and report modes that have no partner instead of hiding them; for systems with
+inputs, they compare impulse responses (Markov parameters), which are invariant too.
 """
 
 from dataclasses import dataclass
@@ -10,7 +11,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["EigenvalueMatch", "eigenvalue_error", "match_eigenvalues"]
+from ._kalman.realization import LinearSystem, markov_parameters
+
+__all__ = [
+    "EigenvalueMatch",
+    "eigenvalue_error",
+    "impulse_response_error",
+    "make_dynamics_scorer",
+    "match_eigenvalues",
+]
 
 
 def _eigenvalues(M, name):
@@ -120,3 +129,146 @@ def eigenvalue_error(A_est, A_true):
     0.0
     """
     return match_eigenvalues(A_est, A_true).error
+
+
+class _DynamicsScorer:
+    """Scorer ``(estimator, X, y) -> -eigenvalue_error``; see :func:`make_dynamics_scorer`."""
+
+    def __init__(self, A_true):
+        self.A_true = A_true
+
+    def __call__(self, estimator, X, y=None, **kwargs):
+        eigenvalues = getattr(estimator, "eigenvalues_", None)
+        if eigenvalues is None:
+            if not hasattr(estimator, "_state_space"):
+                raise TypeError(
+                    "make_dynamics_scorer reads the dynamics of a DynamicsRecovery "
+                    "(eigenvalues_) or of a KalmanFilterRegressor or ElmanRNNRegressor "
+                    f"(their state-space form); got {type(estimator).__name__}."
+                )
+            A = estimator._state_space(X, linearization="trajectory")[0]
+            eigenvalues = np.linalg.eigvals(np.asarray(A, dtype=float))
+        return -eigenvalue_error(eigenvalues, self.A_true)
+
+    def __repr__(self):
+        return f"make_dynamics_scorer(A_true=<{len(self.A_true)} eigenvalues>)"
+
+
+def make_dynamics_scorer(A_true):
+    """Scorer that rates a fitted model by the dynamics it recovered.
+
+    For ``GridSearchCV(scoring=...)`` and friends: greater is better, the score is minus
+    :func:`eigenvalue_error` between the estimator's effective dynamics and ``A_true``.
+    The estimator scored is either a :class:`~skkalman.DynamicsRecovery` (its
+    ``eigenvalues_``: closed loop, reduction and linearization as it was configured) or a
+    bare :class:`~skkalman.KalmanFilterRegressor` or :class:`~skkalman.ElmanRNNRegressor`
+    (the eigenvalues of its own transition matrix; a ``tanh``/``relu`` RNN linearized along
+    the trajectory of the ``X`` it is scored on). In the forecasting set-up wrap the model
+    in ``DynamicsRecovery(feedback_columns=...)``: a bare predictor's matrix is the filter's.
+
+    Parameters
+    ----------
+    A_true : array-like
+        The true transition matrix, or a 1-D array of its eigenvalues.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y) -> float``.
+
+    Examples
+    --------
+    >>> from skkalman import DynamicsRecovery, KalmanFilterRegressor
+    >>> from skkalman.datasets import make_lds
+    >>> X, y, system = make_lds(system="oscillator", n_inputs=1, n_samples=100,
+    ...                         random_state=0)
+    >>> recovery = DynamicsRecovery(KalmanFilterRegressor.from_params(**system.params),
+    ...                             prefit=True).fit(X, y)
+    >>> scorer = make_dynamics_scorer(system.A)
+    >>> round(scorer(recovery, X, y), 12)
+    -0.0
+    """
+    eigenvalues = _eigenvalues(A_true, "A_true")
+    return _DynamicsScorer(eigenvalues)
+
+
+def _as_system(system, name):
+    """A ``LinearSystem`` from a mapping, an (A, B, C[, D]) sequence or a fitted model."""
+    if hasattr(system, "keys"):
+        parts = [system.get(key) for key in ("A", "B", "C", "D")]
+    elif hasattr(system, "A_"):
+        parts = [getattr(system, f"{key}_", None) for key in ("A", "B", "C", "D")]
+    else:
+        parts = list(system) + [None] * (4 - len(system))
+    if len(parts) != 4 or any(part is None for part in parts[:3]):
+        raise ValueError(f"{name} must give A, B, C (and optionally D): a mapping with those "
+                         "keys, a sequence (A, B, C[, D]), or a fitted model with A_, B_, C_.")
+    A, B, C = (np.asarray(part, dtype=float) for part in parts[:3])
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"{name}: A must be square, got shape {A.shape}.")
+    if B.ndim != 2 or B.shape[0] != A.shape[0]:
+        raise ValueError(f"{name}: B must have shape ({A.shape[0]}, n_inputs), got {B.shape}.")
+    if C.ndim != 2 or C.shape[1] != A.shape[0]:
+        raise ValueError(f"{name}: C must have shape (n_targets, {A.shape[0]}), got "
+                         f"{C.shape}.")
+    D = (np.zeros((C.shape[0], B.shape[1])) if parts[3] is None
+         else np.asarray(parts[3], dtype=float))
+    if D.shape != (C.shape[0], B.shape[1]):
+        raise ValueError(f"{name}: D must have shape {(C.shape[0], B.shape[1])}, got {D.shape}.")
+    for key, M in zip("ABCD", (A, B, C, D), strict=True):
+        if not np.all(np.isfinite(M)):
+            raise ValueError(f"{name}: {key} contains NaN or infinity.")
+    return LinearSystem(A=A, B=B, C=C, D=D)
+
+
+def impulse_response_error(estimated, true, *, n_lags=100):
+    """Relative distance between the impulse responses of two systems with inputs.
+
+    Compares the Markov parameters (``D + C B`` at lag 0, ``C A^k B`` at lag ``k >= 1``, in
+    skkalman's timing ``s_t = A s_{t-1} + B x_t``): the input-output behaviour, which every
+    similar realization shares, so systems of different state dimension or basis can be
+    compared. Unlike :func:`eigenvalue_error` it also weighs each mode by how strongly the
+    inputs excite it and the outputs see it.
+
+    Parameters
+    ----------
+    estimated, true : mapping, sequence or fitted model
+        Each a mapping with keys ``"A", "B", "C"`` and optionally ``"D"`` (such as the
+        ``system`` returned by :func:`~skkalman.datasets.make_lds`), a sequence
+        ``(A, B, C[, D])``, or a fitted model with attributes ``A_, B_, C_, D_`` (a
+        :class:`~skkalman.KalmanFilterRegressor`, a :class:`~skkalman.DynamicsRecovery`).
+        ``D`` defaults to zero. Both must have the same numbers of inputs and targets.
+    n_lags : int, default=100
+        Number of lags compared, from 0.
+
+    Returns
+    -------
+    error : float
+        ``||H_est - H_true|| / ||H_true||`` over the stacked Markov parameters (Frobenius
+        norm); 0 for identical input-output behaviour.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A, B, C = np.array([[0.9, 0.2], [-0.2, 0.9]]), np.eye(2)[:, :1], np.eye(2)[:1]
+    >>> T = np.array([[1.0, 2.0], [0.0, 1.0]])
+    >>> similar = (T @ A @ np.linalg.inv(T), T @ B, C @ np.linalg.inv(T))
+    >>> round(impulse_response_error(similar, (A, B, C)), 12)
+    0.0
+    >>> round(impulse_response_error((0.95 * A, B, C), (A, B, C)), 3)
+    0.258
+    """
+    if not isinstance(n_lags, (int, np.integer)) or n_lags < 1:
+        raise ValueError(f"n_lags must be a positive integer, got {n_lags!r}.")
+    est, tru = _as_system(estimated, "estimated"), _as_system(true, "true")
+    if est.B.shape[1] != tru.B.shape[1] or est.C.shape[0] != tru.C.shape[0]:
+        raise ValueError(
+            f"the systems differ in shape: estimated has {est.B.shape[1]} inputs and "
+            f"{est.C.shape[0]} targets, true has {tru.B.shape[1]} and {tru.C.shape[0]}."
+        )
+    H_true = markov_parameters(tru, n_lags)
+    scale = np.linalg.norm(H_true)
+    if scale == 0:
+        raise ValueError("the true system's impulse response is zero (no inputs, or inputs "
+                         "that reach no output): there is nothing to compare.")
+    return float(np.linalg.norm(markov_parameters(est, n_lags) - H_true) / scale)

@@ -1,0 +1,358 @@
+"""Recover the effective dynamics a fitted sequence model has learned.
+
+:class:`DynamicsRecovery` wraps a :class:`~skkalman.KalmanFilterRegressor` or an
+:class:`~skkalman.ElmanRNNRegressor`, reads its (linearized) state-space form, closes the
+output-feedback loop of the forecasting set-up, optionally reduces it to a minimal
+realization, and expresses the result in a real modal form that is the same for every
+similar realization.
+"""
+
+import numbers
+from copy import deepcopy
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    MetaEstimatorMixin,
+    TransformerMixin,
+    clone,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import get_tags
+
+from ._kalman.realization import (
+    LinearSystem,
+    balanced_truncation,
+    closed_loop,
+    hankel_singular_values,
+    real_modal_form,
+)
+from ._sequences import validate_sequences
+from ._sklearn_compat import Interval, StrOptions, check_is_fitted
+
+__all__ = ["DynamicsRecovery"]
+
+_SUPPORTED = (
+    "KalmanFilterRegressor and ElmanRNNRegressor (estimators implementing skkalman's "
+    "state-space protocol, the methods _state_space and _latent_states)"
+)
+
+
+class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEstimatorMixin,
+                       BaseEstimator):
+    """Meta-transformer that extracts the effective transition matrix of a sequence model.
+
+    Fits a clone of ``estimator`` (or takes it as fitted when ``prefit=True``), reads its
+    state-space form ``s_t = A s_{t-1} + B x_t``, ``y_t = C s_t + D x_t`` (a Kalman
+    model's parameters; an RNN's Jacobians, see ``linearization``), and derives the
+    dynamics the model has learned: the closed loop of the forecasting set-up when
+    ``feedback_columns`` is given, reduced to ``order`` states when asked, then brought to
+    a real modal form. ``transform`` gives the model's latent state trajectory in the
+    canonical coordinates of that form, so the states of two models (a Kalman model's, an
+    RNN's) can be compared directly.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        A :class:`~skkalman.KalmanFilterRegressor` or :class:`~skkalman.ElmanRNNRegressor`
+        (any estimator implementing skkalman's private state-space protocol).
+    prefit : bool, default=False
+        Whether ``estimator`` is already fitted. If True, ``fit`` does not refit it and
+        ``estimator_`` is a copy of it (``fit`` still needs ``X`` when an RNN is linearized
+        along the data's trajectory).
+    feedback_columns : array-like of int of shape (n_targets,), default=None
+        ``feedback_columns[k] = j`` declares that column ``j`` of ``X`` at time ``t`` holds
+        target ``k`` at time ``t - 1`` (the forecasting set-up, e.g. from
+        :func:`~skkalman.datasets.lagged_targets`). The effective dynamics are then those of
+        the closed loop in which each output is fed back as the next input: the
+        generative dynamics of the series, not the filter's. For a model without direct
+        path this is ``A + B[:, feedback_columns] @ C`` (for a linear RNN,
+        ``W_hh + W_xh[:, feedback_columns] @ W_hy``); with a direct path ``D != 0`` the
+        state is augmented by the output's direct part ``D x_t`` (``n_targets`` more
+        states), which keeps the loop exact.
+    order : int, default=None
+        Reduce the effective system to this many states by balanced truncation (a minimal
+        realization: an RNN with more hidden units than the data has states carries extra,
+        weakly excited or weakly observed modes). Choose it from
+        ``hankel_singular_values_``. None keeps every state.
+    linearization : {"trajectory", "fixed_point"}, default="trajectory"
+        How a ``tanh``/``relu`` RNN is linearized: the Jacobian ``dh_t/dh_{t-1}`` averaged
+        along the hidden-state trajectory of the ``X`` passed to ``fit``, or taken at the
+        fixed point driven by the mean input. Linear models ignore it.
+
+    Attributes
+    ----------
+    estimator_ : estimator instance
+        The fitted clone of ``estimator`` (a copy of it when ``prefit=True``).
+    A_ : ndarray of shape (n_states_, n_states_)
+        The effective transition matrix, in the model's coordinates (balanced coordinates
+        when ``order`` is set).
+    B_ : ndarray of shape (n_states_, n_inputs_)
+        The effective input map. Without feedback: the model's ``B``. With feedback: the
+        closed loop is driven by the innovations of the fed-back targets (the part of
+        ``X[t, feedback_columns]`` the model did not predict at ``t - 1``), then by the
+        remaining, exogenous columns of ``X`` in their order.
+    C_ : ndarray of shape (n_targets, n_states_)
+        The effective output map.
+    D_ : ndarray of shape (n_targets, n_inputs_)
+        The effective direct path (zero for a closed loop).
+    eigenvalues_ : ndarray of complex, shape (n_states_,)
+        Eigenvalues of ``A_``, sorted by modulus, descending; a conjugate pair is adjacent,
+        positive imaginary part first.
+    A_canonical_ : ndarray of shape (n_states_, n_states_)
+        Real modal form of ``A_``: block-diagonal in the order of ``eigenvalues_``, ``[[l]]``
+        for a real eigenvalue ``l``, ``[[a, -b], [b, a]]`` (``b > 0``) for a pair
+        ``a +- ib``. Identical for similar matrices.
+    canonical_basis_ : ndarray of shape (n_states_, n_states_)
+        Columns: the canonical coordinates' directions in the coordinates of ``A_``, so that
+        ``A_ @ canonical_basis_ == canonical_basis_ @ A_canonical_``. Each mode's scale and
+        (for a pair) rotation is fixed by its output direction: the columns of
+        ``C_ @ canonical_basis_`` of a real mode, and the complex vector ``c1 - i c2`` made
+        of the two columns of a pair, have unit norm with their first largest entry real
+        and positive. A mode the output does not see is normalized alike through its input
+        direction.
+    hankel_singular_values_ : ndarray of shape (n_system_states,)
+        Hankel singular values of the effective system before reduction, descending. Modes
+        with eigenvalue modulus >= 1 have no finite Gramian: they count as ``inf``, come
+        first, and balanced truncation always keeps them.
+    n_features_in_ : int
+        Number of features seen by ``estimator_`` during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when ``X`` had string column names.
+
+    See Also
+    --------
+    skkalman.metrics.eigenvalue_error : Compare ``eigenvalues_`` with the truth.
+    skkalman.metrics.make_dynamics_scorer : Select models by the dynamics they recover.
+    sklearn.feature_selection.SelectFromModel : The meta-transformer this one follows.
+
+    Notes
+    -----
+    The two models share the equations (``sigma`` the RNN's activation)::
+
+        s_t = A s_{t-1} + B x_t,                 y_t = C s_t + D x_t
+        h_t = sigma(W_hh h_{t-1} + W_xh x_t + b_h), y_t = W_hy h_t + b_y
+
+    A state-space realization is defined only up to a change of basis
+    ``(T A T^{-1}, T B, C T^{-1}, D)``. ``eigenvalues_``, ``A_canonical_``,
+    ``hankel_singular_values_`` and the output of ``transform`` do not depend on that
+    basis (for distinct eigenvalues; a repeated eigenvalue has no unique eigenvectors).
+
+    In the forecasting set-up (``X_t = y_{t-1}``) a model is a predictor: its own ``A`` is
+    the filter's closed-loop matrix (for a Kalman predictor ``A - K C``), and only the loop
+    closed through ``feedback_columns`` has the eigenvalues of the system that generated
+    the series.
+
+    Examples
+    --------
+    >>> from skkalman import DynamicsRecovery, KalmanFilterRegressor
+    >>> from skkalman.datasets import make_lds
+    >>> from skkalman.metrics import eigenvalue_error
+    >>> X, y, system = make_lds(system="two_rotations", n_inputs=2, n_samples=200,
+    ...                         random_state=0)
+    >>> model = KalmanFilterRegressor.from_params(**system.params)
+    >>> recovery = DynamicsRecovery(model, prefit=True).fit(X, y)
+    >>> recovery.eigenvalues_.round(3)
+    array([0.908+0.281j, 0.908-0.281j, 0.363+0.713j, 0.363-0.713j])
+    >>> round(eigenvalue_error(recovery.eigenvalues_, system.A), 12)
+    0.0
+    >>> recovery.transform(X).shape
+    (200, 4)
+    """
+
+    _parameter_constraints: dict = {
+        # Checked in fit, with an error that names the supported models.
+        "estimator": "no_validation",
+        "prefit": ["boolean"],
+        "feedback_columns": ["array-like", None],
+        "order": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "linearization": [StrOptions({"trajectory", "fixed_point"})],
+    }
+
+    _expected_failed_checks = {}
+
+    def __init__(self, estimator, *, prefit=False, feedback_columns=None, order=None,
+                 linearization="trajectory"):
+        self.estimator = estimator
+        self.prefit = prefit
+        self.feedback_columns = feedback_columns
+        self.order = order
+        self.linearization = linearization
+
+    def fit(self, X, y=None, lengths=None):
+        """Fit the estimator (unless ``prefit``) and extract its effective dynamics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Inputs, rows are time steps.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+            Targets, passed to ``estimator.fit``.
+        lengths : array-like of int, default=None
+            Lengths of the sequences concatenated in ``X``; None means one sequence.
+
+        Returns
+        -------
+        self : object
+            Fitted meta-transformer.
+        """
+        self._validate_params()
+        estimator = self.estimator
+        if not (hasattr(estimator, "_state_space") and hasattr(estimator, "_latent_states")):
+            raise TypeError(
+                f"DynamicsRecovery supports {_SUPPORTED}; got "
+                f"{type(estimator).__name__}, which has no state-space form."
+            )
+        if self.prefit:
+            try:
+                check_is_fitted(estimator)
+            except NotFittedError as exc:
+                raise NotFittedError(
+                    "DynamicsRecovery was given prefit=True, so estimator must already be "
+                    f"fitted, but this {type(estimator).__name__} is not; fit it first or "
+                    "use prefit=False."
+                ) from exc
+            estimator = deepcopy(estimator)
+        else:
+            estimator = clone(estimator).fit(X, y, lengths=lengths)
+
+        A, B, C, D = (np.asarray(M, dtype=float) for M in estimator._state_space(
+            X, lengths, linearization=self.linearization))
+        system = LinearSystem(A=A, B=B, C=C, D=D)
+        n_states, n_features = A.shape[0], B.shape[1]
+        state_map, input_map = np.eye(n_states), np.zeros((n_states, n_features))
+        if self.feedback_columns is not None:
+            columns = self._check_feedback_columns(C.shape[0], n_features)
+            system, state_map, input_map = closed_loop(system, columns)
+        hsv = hankel_singular_values(system)
+        if self.order is not None:
+            if self.order > system.n_states:
+                augmented = (" (the model's states plus the n_targets states of its direct "
+                             "path D)" if system.n_states > n_states else "")
+                raise ValueError(
+                    f"order={self.order} exceeds the {system.n_states} states of the "
+                    f"effective system{augmented}; choose order <= {system.n_states}."
+                )
+            system, projection = balanced_truncation(system, self.order)
+            state_map, input_map = projection @ state_map, projection @ input_map
+        modal = real_modal_form(system.A, system.C, system.B)
+        try:
+            to_canonical = np.linalg.inv(modal.basis)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                "the effective transition matrix is defective (a repeated eigenvalue "
+                "without a full set of eigenvectors), so it has no modal form; try order."
+            ) from exc
+        self._set_fitted(
+            estimator=estimator, system=system, modal=modal, hsv=hsv,
+            state_map=to_canonical @ state_map, input_map=to_canonical @ input_map,
+        )
+        return self
+
+    def _set_fitted(self, *, estimator, system, modal, hsv, state_map, input_map):
+        self.estimator_ = estimator
+        self.A_, self.B_, self.C_, self.D_ = system.A, system.B, system.C, system.D
+        self.eigenvalues_ = modal.eigenvalues
+        self.A_canonical_ = modal.A_canonical
+        self.canonical_basis_ = modal.basis
+        self.hankel_singular_values_ = hsv
+        # Canonical state from the model's latent state and the same step's input.
+        self._state_map, self._input_map = state_map, input_map
+        if hasattr(estimator, "feature_names_in_"):
+            self.feature_names_in_ = estimator.feature_names_in_
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def _check_feedback_columns(self, n_targets, n_features):
+        columns = np.asarray(self.feedback_columns)
+        if columns.ndim != 1:
+            raise ValueError("feedback_columns must be one-dimensional (one input column per "
+                             f"target), got an array of shape {columns.shape}.")
+        if columns.size and (columns.dtype == bool
+                             or not np.issubdtype(columns.dtype, np.integer)):
+            raise ValueError("feedback_columns must hold integer column indices, got "
+                             f"{columns.tolist()!r}.")
+        if columns.size != n_targets:
+            raise ValueError(
+                f"feedback_columns has {columns.size} entries but the model has {n_targets} "
+                "targets; give one input column per target (feedback_columns[k] = j: column "
+                "j of X is target k one step back)."
+            )
+        bad = np.flatnonzero((columns < 0) | (columns >= n_features))
+        if bad.size:
+            raise ValueError(
+                f"feedback_columns[{bad[0]}] = {columns[bad[0]]} is out of range: X has "
+                f"{n_features} columns."
+            )
+        values, counts = np.unique(columns, return_counts=True)
+        if np.any(counts > 1):
+            raise ValueError(
+                f"feedback_columns lists column {values[counts > 1][0]} more than once; each "
+                "target is fed back through its own column."
+            )
+        return columns.astype(np.intp)
+
+    def transform(self, X, lengths=None):
+        """The model's latent state trajectory driven by ``X``, in canonical coordinates.
+
+        The latent states are the Kalman model's ``E[s_t | x_1..t]`` or the RNN's hidden
+        states ``h_t`` (in the forecasting set-up, ``X`` carries the past measurements, so
+        these are the filter's own states). They are mapped into the coordinates of
+        ``A_canonical_``: with feedback and a direct path, the output's direct part
+        ``D x_t`` joins the state; with ``order``, the state is projected onto the kept
+        balanced directions. Similar realizations give the same trajectories.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int, default=None
+            Lengths of the sequences concatenated in ``X``; None means one sequence.
+
+        Returns
+        -------
+        states : ndarray of shape (n_samples, n_states_)
+        """
+        check_is_fitted(self)
+        data = validate_sequences(self, X, lengths=lengths, reset=False)
+        states = np.asarray(self.estimator_._latent_states(X, lengths), dtype=float)
+        return states @ self._state_map.T + data.X @ self._input_map.T
+
+    def fit_transform(self, X, y=None, lengths=None):
+        """Fit, then return the latent trajectory of ``X`` in canonical coordinates.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+        lengths : array-like of int, default=None
+
+        Returns
+        -------
+        states : ndarray of shape (n_samples, n_states_)
+        """
+        return self.fit(X, y, lengths=lengths).transform(X, lengths=lengths)
+
+    @property
+    def n_features_in_(self):
+        """Number of features seen during `fit` (delegated to ``estimator_``)."""
+        # An AttributeError, so that hasattr() is False before fit (as in SelectFromModel).
+        try:
+            check_is_fitted(self)
+        except NotFittedError as exc:
+            raise AttributeError(
+                f"{type(self).__name__} object has no n_features_in_ attribute."
+            ) from exc
+        return self.estimator_.n_features_in_
+
+    @property
+    def _n_features_out(self):
+        return self.A_canonical_.shape[0]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        tags.target_tags.required = inner.target_tags.required
+        return tags
