@@ -384,3 +384,27 @@ def test_steady_state_on_large_scale_data():
     y[600:640] = np.nan
     fr, sr = assert_fast_equals_plain(params, X, y)
     assert np.linalg.eigvalsh(sr.smoothed_covariances).min() > 0
+
+
+def test_remembered_covariance_steps_do_not_change_results():
+    # Covariance steps are remembered across calls; a warm memo must give the same bits.
+    from skkalman._kalman import filter as filter_module
+
+    rng = np.random.default_rng(12)
+    params = random_system(rng, n_states=3, n_features=1, n_targets=2)
+    X, y = random_data(rng, params, T=2500)
+    y[rng.random(2500) < 0.02] = np.nan  # scattered gaps: transients that repeat
+    y[1000:1100, 1] = np.nan
+    filter_module._memos.clear()
+    cold = kalman_filter(params, X, y)
+    cold_s = rts_smoother(params, cold)
+    assert len(filter_module._memos) == 2  # one for the filter, one for the smoother
+    warm = kalman_filter(params, X, y)
+    warm_s = rts_smoother(params, warm)
+    for a, b in zip(cold + cold_s, warm + warm_s, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # Another sequence with the same parameters reuses the same memos.
+    X2, y2 = random_data(rng, params, T=300)
+    rts_smoother(params, kalman_filter(params, X2, y2))
+    assert len(filter_module._memos) == 2
+    assert_fast_equals_plain(params, X, y)

@@ -1,12 +1,16 @@
 """Kalman filter for one sequence: moments of p(s_t | x_1..t, y_1..t) and the likelihood."""
 
+import contextlib
+import threading
+from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
 from scipy import linalg
 from scipy.linalg.lapack import dpotrf, dpotrs, dtrtrs
+from threadpoolctl import ThreadpoolController
 
-from .._linalg import cho_factor_psd, cho_logdet, symmetrize
+from .._linalg import cho_factor_psd, symmetrize
 
 __all__ = ["FilterResult", "kalman_filter"]
 
@@ -21,6 +25,59 @@ _STEADY_STREAK = 5
 # Rows per block of the blocked linear recursion: the block matrix has (block * n_states)^2
 # entries, kept near 128 x 128 so that one matrix product does most of the work.
 _SCAN_WIDTH = 128
+# Covariance steps are deterministic functions of their inputs, and the same inputs recur
+# bit for bit: every sequence starts from the same prior, and every gap in a steady stretch
+# starts from the same steady state. Steps already taken are remembered, per parameter set
+# (the few most recent ones) and up to a bounded number of steps each. A remembered step
+# returns exactly what computing it would, so results never depend on what was cached.
+_MEMO_PARAMETER_SETS = 8
+_MEMO_STEPS = 20_000
+_memos = OrderedDict()
+_memos_lock = threading.Lock()
+
+
+def _memo(kind, *arrays):
+    """The dict of remembered covariance steps for one kind of kernel and parameter set."""
+    key = (kind,) + tuple((a.shape, a.tobytes()) for a in arrays)
+    with _memos_lock:
+        memo = _memos.get(key)
+        if memo is None:
+            memo = _memos[key] = {}
+            if len(_memos) > _MEMO_PARAMETER_SETS:
+                _memos.popitem(last=False)
+        else:
+            _memos.move_to_end(key)
+    return memo
+
+
+# BLAS threads: the kernels' products are tall and thin (rows x a few states), where
+# threads gain little and, on a busy machine, cost several times the work. Long sequences
+# run with one BLAS thread (setting the limit costs ~0.1 ms, so short ones skip it).
+_ONE_THREAD_ROWS = 2000
+_blas_controller = None
+
+
+def _one_blas_thread(T):
+    """Context in which BLAS uses one thread, for a sequence of T rows."""
+    global _blas_controller
+    if T < _ONE_THREAD_ROWS:
+        return contextlib.nullcontext()
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
+class _NoMemo(dict):
+    """Remembers nothing: the plain recursion (``steady_state=False``) computes every step."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _remember(memo, key, value):
+    if len(memo) < _MEMO_STEPS:
+        memo[key] = value
+    return value
 
 
 class FilterResult(NamedTuple):
@@ -113,23 +170,20 @@ def _cho_solve(L, B):
     return dpotrs(L, B, lower=1)[0]
 
 
-def _measurement_update(m, P, e, C, R):
-    """Condition N(m, P) on e = y - C s - D x observed with noise N(0, R).
+def _covariance_update(P, C, R):
+    """Covariance of p(s_t | y_1..t) from that of p(s_t | y_1..t-1), measured through C.
 
-    Returns the filtered moments, the gain ``K``, the Cholesky factor of the innovation
-    covariance ``S`` and the log density of ``e``.
+    Returns the filtered covariance, the gain ``K``, the Cholesky factor of the innovation
+    covariance ``S`` and ``log det S``.
     """
     CP = C @ P
     L = _cholesky(CP @ C.T + R)
     K = _cho_solve(L, CP).T  # P C^T S^{-1}, with S solved, never inverted
-    m_f = m + K @ e
     # Joseph form: a sum of PSD terms, so round-off cannot make the covariance indefinite.
     IKC = -(K @ C)
     IKC.flat[:: P.shape[0] + 1] += 1.0
     P_f = symmetrize(IKC @ P @ IKC.T + K @ R @ K.T)
-    z = dtrtrs(L, e, lower=1)[0]
-    log_density = -0.5 * (e.size * _LOG_2PI + 2.0 * np.log(L.diagonal()).sum() + z @ z)
-    return m_f, P_f, K, L, log_density
+    return P_f, K, L, 2.0 * np.log(L.diagonal()).sum()
 
 
 def kalman_filter(params, X, y, *, steady_state=True):
@@ -172,6 +226,11 @@ def kalman_filter(params, X, y, *, steady_state=True):
     >>> round(result.log_likelihood, 4)
     -3.3823
     """
+    with _one_blas_thread(y.shape[0]):
+        return _kalman_filter(params, X, y, steady_state)
+
+
+def _kalman_filter(params, X, y, steady_state):
     A, C, Q, R = params.A, params.C, params.Q, params.R
     T, n = y.shape[0], params.n_states
     # Inputs enter the state and the measurement additively: fold them in once.
@@ -191,6 +250,8 @@ def kalman_filter(params, X, y, *, steady_state=True):
     filtered_covariances = np.empty((T, n, n))
     log_likelihood = 0.0
 
+    memo = _memo("filter", A, C, Q, R) if steady_state else _NoMemo()
+    steady = {}  # missing pattern -> its steady covariances, the first ones found
     m = np.asarray(params.initial_state_mean, dtype=float)
     P = np.asarray(params.initial_state_covariance, dtype=float)
     streak = 0
@@ -198,19 +259,29 @@ def kalman_filter(params, X, y, *, steady_state=True):
     while t < T:
         if t > 0:
             m = A @ m + Bx[t]
-            P = symmetrize(A @ P @ A.T + Q)
+            key = P.tobytes()
+            P = memo.get(key)
+            if P is None:
+                P_f = filtered_covariances[t - 1]
+                P = _remember(memo, key, symmetrize(A @ P_f @ A.T + Q))
         predicted_means[t], predicted_covariances[t] = m, P
         o = observed[t]
-        K = L = None
-        if o.all():
-            m, P, K, L, log_density = _measurement_update(m, P, y_minus_Dx[t] - C @ m, C, R)
-            log_likelihood += log_density
-        elif o.any():
-            C_o = C[o]
-            m, P, K, L, log_density = _measurement_update(
-                m, P, y_minus_Dx[t, o] - C_o @ m, C_o, R[np.ix_(o, o)]
-            )
-            log_likelihood += log_density
+        update = None
+        if o.any():
+            key = (o.tobytes(), P.tobytes())
+            if o.all():
+                C_o, e = C, y_minus_Dx[t] - C @ m
+                update = memo.get(key) or _remember(memo, key, _covariance_update(P, C, R))
+            else:
+                C_o = C[o]
+                e = y_minus_Dx[t, o] - C_o @ m
+                update = memo.get(key) or _remember(
+                    memo, key, _covariance_update(P, C_o, R[np.ix_(o, o)])
+                )
+            P, K, L, logdet = update
+            m = m + K @ e
+            z = dtrtrs(L, e, lower=1)[0]
+            log_likelihood -= 0.5 * (e.size * _LOG_2PI + logdet + z @ z)
         filtered_means[t], filtered_covariances[t] = m, P
 
         if steady_state and not new_run[t]:
@@ -218,9 +289,12 @@ def kalman_filter(params, X, y, *, steady_state=True):
             change = np.max(np.abs(P_pred - P_prev))
             streak = streak + 1 if change <= _STEADY_RTOL * np.max(np.abs(P_pred)) else 0
             if streak >= _STEADY_STREAK and run_end[t] > t + 1:
+                # The first steady state found for a pattern serves all its later runs, so
+                # that the gaps between them start from the same covariance, bit for bit.
+                P_pred, update = steady.setdefault(o.tobytes(), (P_pred, update))
                 stop = run_end[t]
                 log_likelihood += _steady_rows(
-                    params, t, stop, o, K, L, Bx, y_minus_Dx, predicted_means,
+                    params, t, stop, o, P_pred, update, Bx, y_minus_Dx, predicted_means,
                     predicted_covariances, filtered_means, filtered_covariances,
                 )
                 m, P = filtered_means[stop - 1], filtered_covariances[stop - 1]
@@ -236,30 +310,33 @@ def kalman_filter(params, X, y, *, steady_state=True):
     )
 
 
-def _steady_rows(params, t, stop, o, K, L, Bx, y_minus_Dx, predicted_means,
+def _steady_rows(params, t, stop, o, P_pred, update, Bx, y_minus_Dx, predicted_means,
                  predicted_covariances, filtered_means, filtered_covariances):
-    """Fill rows t+1..stop-1 with the converged covariances and gain of row t.
+    """Fill rows t+1..stop-1 with the steady covariances ``P_pred`` and ``update``.
 
-    With a constant gain ``K`` the filtered mean follows the time-invariant recursion
-    ``m_f[s] = (I - K C) (A m_f[s-1] + B x_s) + K (y_s - D x_s)``, solved by blocks.
-    Returns the log-likelihood of those rows.
+    ``update`` is ``(P_f, K, L, log det S)`` of the steady measurement update, or None for
+    rows without measurements. With a constant gain ``K`` the filtered mean follows the
+    time-invariant recursion ``m_f[s] = (I - K C) (A m_f[s-1] + B x_s) + K (y_s - D x_s)``,
+    solved by blocks. Returns the log-likelihood of those rows.
     """
     A = params.A
     rows = slice(t + 1, stop)
-    predicted_covariances[rows] = predicted_covariances[t]
-    filtered_covariances[rows] = filtered_covariances[t]
-    if K is None:
+    predicted_covariances[rows] = P_pred
+    if update is None:
+        filtered_covariances[rows] = P_pred
         F, U = A, Bx[rows]
     else:
+        P_f, K, L, logdet = update
+        filtered_covariances[rows] = P_f
         C_o = params.C[o]
         IKC = np.eye(A.shape[0]) - K @ C_o
         F = IKC @ A
         U = Bx[rows] @ IKC.T + y_minus_Dx[rows][:, o] @ K.T
     filtered_means[rows] = _linear_recursion(F, filtered_means[t], U)
     predicted_means[rows] = filtered_means[t:stop - 1] @ A.T + Bx[rows]
-    if K is None:
+    if update is None:
         return 0.0
     innovations = y_minus_Dx[rows][:, o] - predicted_means[rows] @ C_o.T
     z = linalg.solve_triangular(L, innovations.T, lower=True, check_finite=False)
     n_rows, k = innovations.shape
-    return -0.5 * (n_rows * (k * _LOG_2PI + cho_logdet(L)) + np.sum(z * z))
+    return -0.5 * (n_rows * (k * _LOG_2PI + logdet) + np.sum(z * z))

@@ -5,7 +5,17 @@ from typing import NamedTuple
 import numpy as np
 
 from .._linalg import symmetrize
-from .filter import _STEADY_RTOL, _STEADY_STREAK, _cho_solve, _cholesky, _linear_recursion
+from .filter import (
+    _STEADY_RTOL,
+    _STEADY_STREAK,
+    _cho_solve,
+    _cholesky,
+    _linear_recursion,
+    _memo,
+    _NoMemo,
+    _one_blas_thread,
+    _remember,
+)
 
 __all__ = ["SmootherResult", "rts_smoother"]
 
@@ -64,6 +74,11 @@ def rts_smoother(params, filter_result, *, steady_state=True):
     >>> result.smoothed_means.ravel().round(4)
     array([0.7143, 1.1429, 1.5714])
     """
+    with _one_blas_thread(filter_result.filtered_means.shape[0]):
+        return _rts_smoother(params, filter_result, steady_state)
+
+
+def _rts_smoother(params, filter_result, steady_state):
     A, Q = params.A, params.Q
     m_p, P_p, m_f, P_f, _ = filter_result
     T, n = m_f.shape
@@ -71,7 +86,6 @@ def rts_smoother(params, filter_result, *, steady_state=True):
     smoothed_covariances = np.empty((T, n, n))
     lag_one_covariances = np.zeros((T, n, n))
     smoothed_means[-1], smoothed_covariances[-1] = m_f[-1], P_f[-1]
-    eye = np.eye(n)
     if steady_state and T > 2:
         # Step t reads P_f[t] and P_p[t+1]; where those repeat exactly (a steady stretch
         # of the filter), the gain G repeats too. group_start[t]: first step of t's stretch.
@@ -84,27 +98,36 @@ def rts_smoother(params, filter_result, *, steady_state=True):
     else:
         same_as_next = np.zeros(max(T - 2, 0), dtype=bool)
         group_start = np.arange(max(T - 1, 0))
+    # Remembered steps (see filter.py): gains by (P_f[t], P_p[t+1]), covariances by those
+    # and P_s[t+1]. steady: the first converged covariance of each gain, reused.
+    memo = _memo("smoother", A, Q) if steady_state else _NoMemo()
+    steady = {}
     streak = 0
     t = T - 2
     while t >= 0:
-        if t == T - 2 or not same_as_next[t]:
-            # G = P_f A^T P_p^{-1}: the regression of s_t on s_{t+1} given y_1..t.
-            G = _cho_solve(_cholesky(P_p[t + 1]), A @ P_f[t]).T
-            IGA = eye - G @ A
+        gain_key = P_f[t].tobytes() + P_p[t + 1].tobytes()
+        gain = memo.get(gain_key)
+        if gain is None:
+            gain = _remember(memo, gain_key, _smoother_gain(A, P_f[t], P_p[t + 1]))
+        G, IGA = gain
+        P_next = smoothed_covariances[t + 1]
+        cov_key = gain_key + P_next.tobytes()
+        covs = memo.get(cov_key)
+        if covs is None:
+            # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD.
+            P_s = symmetrize(IGA @ P_f[t] @ IGA.T + G @ (Q + P_next) @ G.T)
+            covs = _remember(memo, cov_key, (P_s, P_next @ G.T))
+        smoothed_covariances[t], lag_one_covariances[t + 1] = covs
         smoothed_means[t] = m_f[t] + G @ (smoothed_means[t + 1] - m_p[t + 1])
-        # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD.
-        smoothed_covariances[t] = symmetrize(
-            IGA @ P_f[t] @ IGA.T + G @ (Q + smoothed_covariances[t + 1]) @ G.T
-        )
-        lag_one_covariances[t + 1] = smoothed_covariances[t + 1] @ G.T
 
         if t < T - 2 and same_as_next[t]:
             P_s = smoothed_covariances[t]
-            change = np.max(np.abs(P_s - smoothed_covariances[t + 1]))
+            change = np.max(np.abs(P_s - P_next))
             streak = streak + 1 if change <= _STEADY_RTOL * np.max(np.abs(P_s)) else 0
             start = group_start[t]
             if streak >= _STEADY_STREAK and start < t:
-                _steady_rows(start, t, G, smoothed_means, smoothed_covariances,
+                P_steady = steady.setdefault(gain_key, covs[0])
+                _steady_rows(start, t, G, P_steady, smoothed_means, smoothed_covariances,
                              lag_one_covariances, m_p, m_f)
                 t, streak = start - 1, 0
                 continue
@@ -114,15 +137,22 @@ def rts_smoother(params, filter_result, *, steady_state=True):
     return SmootherResult(smoothed_means, smoothed_covariances, lag_one_covariances)
 
 
-def _steady_rows(start, t, G, smoothed_means, smoothed_covariances, lag_one_covariances,
-                 m_p, m_f):
-    """Fill rows start..t-1, which share the gain G and the converged covariance of row t.
+def _smoother_gain(A, P_f, P_p):
+    """G = P_f A^T P_p^{-1}, the regression of s_t on s_{t+1} given y_1..t, and I - G A."""
+    G = _cho_solve(_cholesky(P_p), A @ P_f).T
+    return G, np.eye(A.shape[0]) - G @ A
+
+
+def _steady_rows(start, t, G, P_steady, smoothed_means, smoothed_covariances,
+                 lag_one_covariances, m_p, m_f):
+    """Fill rows start..t-1, which share the gain G and the converged covariance P_steady.
 
     The smoothed mean follows the time-invariant backward recursion
     ``m_s[s] = G m_s[s+1] + (m_f[s] - G m_p[s+1])``, solved by blocks.
     """
     rows = slice(start, t)
-    smoothed_covariances[rows] = smoothed_covariances[t]
-    lag_one_covariances[start + 1:t + 1] = smoothed_covariances[t] @ G.T
+    smoothed_covariances[rows] = P_steady
+    lag_one_covariances[start + 1:t] = P_steady @ G.T
+    lag_one_covariances[t] = smoothed_covariances[t] @ G.T
     U = m_f[rows] - m_p[start + 1:t + 1] @ G.T
     smoothed_means[rows] = _linear_recursion(G, smoothed_means[t], U[::-1])[::-1]
