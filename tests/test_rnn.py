@@ -206,11 +206,11 @@ def test_deterministic_under_random_state(inputs_data):
 @pytest.mark.parametrize("random_state", [0, None])
 def test_global_random_states_untouched(inputs_data, random_state):
     X, y = inputs_data
-    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()  # noqa: NPY002
     threads = torch.get_num_threads()
     ElmanRNNRegressor(2, **{**FAST, "max_epochs": 2, "random_state": random_state}).fit(X, y)
     assert torch.equal(torch.get_rng_state(), torch_state)
-    after = np.random.get_state()
+    after = np.random.get_state()  # noqa: NPY002
     assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1])
     assert after[2:] == np_state[2:]
     assert torch.get_num_threads() == threads
@@ -378,7 +378,7 @@ def test_state_space_fixed_point(inputs_data):
     rnn = ElmanRNNRegressor(3, nonlinearity="tanh", **FAST).fit(X, y)
     for X_arg, x_bar in ((X, X.mean(axis=0)), (None, np.zeros(2))):
         drive = rnn.W_xh_ @ x_bar + rnn.b_h_
-        h_star = fsolve(lambda h: h - np.tanh(rnn.W_hh_ @ h + drive), np.zeros(3),
+        h_star = fsolve(lambda h, d=drive: h - np.tanh(rnn.W_hh_ @ h + d), np.zeros(3),
                         xtol=1e-12)
         slope = 1 - np.tanh(rnn.W_hh_ @ h_star + drive) ** 2
         A, B, _, _ = rnn._state_space(X_arg, linearization="fixed_point")
