@@ -6,7 +6,6 @@ from collections import OrderedDict
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg
 from scipy.linalg.lapack import dpotrf, dpotrs, dtrtrs
 from threadpoolctl import ThreadpoolController
 
@@ -230,6 +229,14 @@ def kalman_filter(params, X, y, *, steady_state=True):
         return _kalman_filter(params, X, y, steady_state)
 
 
+def _row_codes(observed):
+    """One comparable code per row of a boolean array (np.unique over rows sorts slowly)."""
+    if observed.shape[1] <= 63:
+        return observed @ (1 << np.arange(observed.shape[1], dtype=np.int64))
+    packed = np.packbits(observed, axis=1)
+    return packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+
+
 def _kalman_filter(params, X, y, steady_state):
     A, C, Q, R = params.A, params.C, params.Q, params.R
     T, n = y.shape[0], params.n_states
@@ -237,12 +244,26 @@ def _kalman_filter(params, X, y, steady_state):
     Bx = X @ params.B.T
     y_minus_Dx = y - X @ params.D.T
     observed = ~np.isnan(y)
+    # Each distinct missing pattern once: its measurement matrices and its memo key.
+    if observed.all():  # the common case, without sorting
+        first_row, pattern_of_row = [0], np.zeros(T, dtype=np.intp)
+    else:
+        _, first_row, pattern_of_row = np.unique(
+            _row_codes(observed), return_index=True, return_inverse=True
+        )
+    patterns = observed[first_row]
+    pattern_of_row = pattern_of_row.ravel().tolist()
+    measured = [
+        (o.tobytes(), o.all(), o, C[o], R[np.ix_(o, o)]) if o.any() else None
+        for o in patterns
+    ]
     # run_end[t]: end of the run of rows sharing row t's missing pattern.
     new_run = np.ones(T, dtype=bool)
     new_run[1:] = np.any(observed[1:] != observed[:-1], axis=1)
     run_starts = np.flatnonzero(new_run)
     run_ends = np.append(run_starts[1:], T)
-    run_end = np.repeat(run_ends, run_ends - run_starts)
+    run_end = np.repeat(run_ends, run_ends - run_starts).tolist()
+    new_run = new_run.tolist()
 
     predicted_means = np.empty((T, n))
     predicted_covariances = np.empty((T, n, n))
@@ -265,19 +286,13 @@ def _kalman_filter(params, X, y, steady_state):
                 P_f = filtered_covariances[t - 1]
                 P = _remember(memo, key, symmetrize(A @ P_f @ A.T + Q))
         predicted_means[t], predicted_covariances[t] = m, P
-        o = observed[t]
+        pattern = measured[pattern_of_row[t]]
         update = None
-        if o.any():
-            key = (o.tobytes(), P.tobytes())
-            if o.all():
-                C_o, e = C, y_minus_Dx[t] - C @ m
-                update = memo.get(key) or _remember(memo, key, _covariance_update(P, C, R))
-            else:
-                C_o = C[o]
-                e = y_minus_Dx[t, o] - C_o @ m
-                update = memo.get(key) or _remember(
-                    memo, key, _covariance_update(P, C_o, R[np.ix_(o, o)])
-                )
+        if pattern is not None:
+            pattern_key, all_measured, o, C_o, R_o = pattern
+            key = (pattern_key, P.tobytes())
+            update = memo.get(key) or _remember(memo, key, _covariance_update(P, C_o, R_o))
+            e = (y_minus_Dx[t] if all_measured else y_minus_Dx[t, o]) - C_o @ m
             P, K, L, logdet = update
             m = m + K @ e
             z = dtrtrs(L, e, lower=1)[0]
@@ -285,16 +300,16 @@ def _kalman_filter(params, X, y, steady_state):
         filtered_means[t], filtered_covariances[t] = m, P
 
         if steady_state and not new_run[t]:
-            P_pred, P_prev = predicted_covariances[t], predicted_covariances[t - 1]
-            change = np.max(np.abs(P_pred - P_prev))
-            streak = streak + 1 if change <= _STEADY_RTOL * np.max(np.abs(P_pred)) else 0
+            P_pred = predicted_covariances[t]
+            change = abs(P_pred - predicted_covariances[t - 1]).max()
+            streak = streak + 1 if change <= _STEADY_RTOL * abs(P_pred).max() else 0
             if streak >= _STEADY_STREAK and run_end[t] > t + 1:
                 # The first steady state found for a pattern serves all its later runs, so
                 # that the gaps between them start from the same covariance, bit for bit.
-                P_pred, update = steady.setdefault(o.tobytes(), (P_pred, update))
+                P_pred, update = steady.setdefault(pattern_of_row[t], (P_pred, update))
                 stop = run_end[t]
                 log_likelihood += _steady_rows(
-                    params, t, stop, o, P_pred, update, Bx, y_minus_Dx, predicted_means,
+                    params, t, stop, pattern, P_pred, update, Bx, y_minus_Dx, predicted_means,
                     predicted_covariances, filtered_means, filtered_covariances,
                 )
                 m, P = filtered_means[stop - 1], filtered_covariances[stop - 1]
@@ -310,14 +325,15 @@ def _kalman_filter(params, X, y, steady_state):
     )
 
 
-def _steady_rows(params, t, stop, o, P_pred, update, Bx, y_minus_Dx, predicted_means,
+def _steady_rows(params, t, stop, pattern, P_pred, update, Bx, y_minus_Dx, predicted_means,
                  predicted_covariances, filtered_means, filtered_covariances):
     """Fill rows t+1..stop-1 with the steady covariances ``P_pred`` and ``update``.
 
-    ``update`` is ``(P_f, K, L, log det S)`` of the steady measurement update, or None for
-    rows without measurements. With a constant gain ``K`` the filtered mean follows the
-    time-invariant recursion ``m_f[s] = (I - K C) (A m_f[s-1] + B x_s) + K (y_s - D x_s)``,
-    solved by blocks. Returns the log-likelihood of those rows.
+    ``pattern`` describes the rows' measured entries and ``update`` is ``(P_f, K, L,
+    log det S)`` of their steady measurement update (both None for rows without
+    measurements). With a constant gain ``K`` the filtered mean follows the time-invariant
+    recursion ``m_f[s] = (I - K C) (A m_f[s-1] + B x_s) + K (y_s - D x_s)``, solved by
+    blocks. Returns the log-likelihood of those rows.
     """
     A = params.A
     rows = slice(t + 1, stop)
@@ -326,9 +342,9 @@ def _steady_rows(params, t, stop, o, P_pred, update, Bx, y_minus_Dx, predicted_m
         filtered_covariances[rows] = P_pred
         F, U = A, Bx[rows]
     else:
+        _, _, o, C_o, _ = pattern
         P_f, K, L, logdet = update
         filtered_covariances[rows] = P_f
-        C_o = params.C[o]
         IKC = np.eye(A.shape[0]) - K @ C_o
         F = IKC @ A
         U = Bx[rows] @ IKC.T + y_minus_Dx[rows][:, o] @ K.T
@@ -337,6 +353,6 @@ def _steady_rows(params, t, stop, o, P_pred, update, Bx, y_minus_Dx, predicted_m
     if update is None:
         return 0.0
     innovations = y_minus_Dx[rows][:, o] - predicted_means[rows] @ C_o.T
-    z = linalg.solve_triangular(L, innovations.T, lower=True, check_finite=False)
+    z = dtrtrs(L, innovations.T, lower=1)[0]
     n_rows, k = innovations.shape
     return -0.5 * (n_rows * (k * _LOG_2PI + logdet) + np.sum(z * z))

@@ -122,8 +122,8 @@ def _rts_smoother(params, filter_result, steady_state):
 
         if t < T - 2 and same_as_next[t]:
             P_s = smoothed_covariances[t]
-            change = np.max(np.abs(P_s - P_next))
-            streak = streak + 1 if change <= _STEADY_RTOL * np.max(np.abs(P_s)) else 0
+            change = abs(P_s - P_next).max()
+            streak = streak + 1 if change <= _STEADY_RTOL * abs(P_s).max() else 0
             start = group_start[t]
             if streak >= _STEADY_STREAK and start < t:
                 P_steady = steady.setdefault(gain_key, covs[0])
