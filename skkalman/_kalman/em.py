@@ -369,7 +369,7 @@ class _Packing:
         return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def polish(params, sequences, fixed, active_inputs, *, max_iter=50, callback=None):
+def polish(params, sequences, fixed, active_inputs, *, max_iter=30, tol=1e-7, callback=None):
     """Maximize the exact log-likelihood over the free parameters by L-BFGS.
 
     EM's last iterations crawl when the likelihood is flat along some direction (a slow
@@ -385,8 +385,11 @@ def polish(params, sequences, fixed, active_inputs, *, max_iter=50, callback=Non
     fixed : set of str
         Names held at their values.
     active_inputs : ndarray of bool of shape (n_features,)
-    max_iter : int, default=50
+    max_iter : int, default=30
         Most quasi-Newton iterations.
+    tol : float, default=1e-7
+        Stop when an iteration raises the log-likelihood by less than ``tol`` per observed
+        measurement (relative to the log-likelihood per measurement when that exceeds 1).
     callback : callable, default=None
         Called as ``callback(log_likelihood)`` after each iteration that improved it.
 
@@ -439,6 +442,6 @@ def polish(params, sequences, fixed, active_inputs, *, max_iter=50, callback=Non
     with np.errstate(over="ignore", invalid="ignore"):
         result = optimize.minimize(
             objective, theta0, jac=True, method="L-BFGS-B", callback=step,
-            options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-9},
+            options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10},
         )
     return packing.unpack(best["theta"]), best["ll"], best["n_iter"], bool(result.success)

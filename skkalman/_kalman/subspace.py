@@ -84,6 +84,50 @@ def _independent_columns(Z):
     return d > _RANK_TOL * max(d.max(initial=0.0), np.finfo(float).tiny)
 
 
+def _autocovariances(residuals, n_lags):
+    """``Lambda_k = E[r_{t+k} r_t^T]`` for k = 0..n_lags, over complete pairs of rows."""
+    m = residuals[0].shape[1]
+    sums = np.zeros((n_lags + 1, m, m))
+    counts = np.zeros(n_lags + 1)
+    for r in residuals:
+        r = np.where(np.isnan(r), 0.0, r)  # a missing entry contributes nothing
+        for k in range(min(n_lags + 1, r.shape[0])):
+            sums[k] += r[k:].T @ r[: r.shape[0] - k]
+            counts[k] += r.shape[0] - k
+    return sums / np.maximum(counts, 1)[:, None, None]
+
+
+def _noise_by_covariance_matching(A, C, Lam):
+    """``Q``, ``R`` whose output autocovariances best match ``Lam`` (least squares).
+
+    With uncorrelated noises, ``Sigma = A Sigma A^T + Q``, ``Lambda_0 = C Sigma C^T + R``
+    and ``Lambda_k = C A^k Sigma C^T``: linear in ``(Q, R)`` (autocovariance least
+    squares). The subspace step gives the innovations form, whose process and measurement
+    noises are fully correlated; this is the model's own split of that noise.
+    """
+    n, m = A.shape[0], C.shape[0]
+    n_lags = Lam.shape[0] - 1
+    powers = [np.eye(n)]
+    for _ in range(n_lags):
+        powers.append(A @ powers[-1])
+    columns = []
+    for i, j in zip(*np.triu_indices(n), strict=True):
+        E = np.zeros((n, n))
+        E[i, j] = E[j, i] = 1.0
+        Sigma = linalg.solve_discrete_lyapunov(A, E)
+        columns.append(np.concatenate([(C @ Ak @ Sigma @ C.T).ravel() for Ak in powers]))
+    for i, j in zip(*np.triu_indices(m), strict=True):
+        E = np.zeros((m, m))
+        E[i, j] = E[j, i] = 1.0
+        columns.append(np.concatenate([E.ravel(), np.zeros(n_lags * m * m)]))
+    theta = linalg.lstsq(np.column_stack(columns), Lam.ravel(), check_finite=False)[0]
+    Q = np.zeros((n, n))
+    Q[np.triu_indices(n)] = theta[: n * (n + 1) // 2]
+    R = np.zeros((m, m))
+    R[np.triu_indices(m)] = theta[n * (n + 1) // 2:]
+    return symmetrize(Q + np.triu(Q, 1).T), symmetrize(R + np.triu(R, 1).T)
+
+
 def subspace_identification(sequences, n_states, active_inputs, n_past=None):
     """Estimate the state-space matrices by predictor-based subspace identification.
 
@@ -175,6 +219,25 @@ def subspace_identification(sequences, n_states, active_inputs, n_past=None):
         B[:, a] = _lstsq(A, B_std)
         D[:, a] = D_std - C @ B[:, a]
         states = states + x_now @ B[:, a].T
+    # 6. Q and R by matching the autocovariances of the output not explained by the
+    # inputs (possible for stable A); the innovations-form split is the fallback.
+    if np.max(np.abs(np.linalg.eigvals(A)), initial=0.0) < 0.995:
+        residuals = []
+        for X, y in sequences:
+            S = np.zeros((y.shape[0], n_states))
+            s_prev = np.zeros(n_states)
+            Bx = X @ B.T
+            for t in range(y.shape[0]):
+                s_prev = A @ s_prev + Bx[t]
+                S[t] = s_prev
+            residuals.append(y - S @ C.T - X @ D.T)
+        Lam = _autocovariances(residuals, max(f, 2))
+        Q_cm, R_cm = _noise_by_covariance_matching(A, C, Lam)
+        # A negative eigenvalue (sampling error) is lifted to a small fraction of the
+        # largest, not to zero: EM cannot revive a variance it starts at zero.
+        R = _floor(R_cm, R)
+        Q = nearest_psd(Q_cm, floor=1e-3 * max(np.linalg.eigvalsh(Q_cm)[-1], 0.0))
+        Q = _floor(Q, _covariance(states))
     m0 = states.mean(axis=0)
     P0 = nearest_psd(_covariance(states - m0) + Q, floor=1e-8)
     return StateSpaceParams(A=A, B=B, C=C, D=D, Q=Q, R=R, initial_state_mean=m0,
