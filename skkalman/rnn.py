@@ -102,10 +102,19 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
 
     Notes
     -----
-    ``tanh`` and ``relu`` run on torch's fused RNN kernels; ``linear`` has no fused kernel
-    and steps through time in a loop over batched windows. Inputs and targets are
-    standardized inside the module (so one ``lr`` suits data of any scale); the fitted
-    ``W_xh_, b_h_, W_hy_, b_y_`` fold that scaling back in. ``W_hh_`` is unaffected.
+    ``tanh`` and ``relu`` run on torch's fused RNN kernels. ``linear`` has none; it
+    computes chunks of about ``sqrt(T)`` steps at once from powers of ``W_hh`` and loops
+    only over the chunks. On the CPU, networks with ``hidden_size <= 64`` train and
+    predict on one torch thread (restored afterwards): their matrices are too small to
+    share out, and idle worker threads slow every small op on a busy machine.
+
+    Inputs and targets are standardized inside the module (so one ``lr`` suits data of
+    any scale); the fitted ``W_xh_, b_h_, W_hy_, b_y_`` fold that scaling back in.
+    ``W_hh_`` is unaffected.
+
+    With the defaults, on 10,000 steps of a 4-state system (``benchmarks/bench_rnn.py``),
+    a ``linear`` network with ``hidden_size=4`` forecasts within 0.2% of the Kalman
+    filter with the true parameters, and ``tanh`` within about 1.5%.
 
     Examples
     --------
@@ -331,7 +340,7 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         check_is_fitted(self)
         data = validate_sequences(self, X, y, lengths, reset=False,
                                   n_targets=self.W_hy_.shape[0])
-        y_pred = self._run(data.X, data.lengths)[0]
+        y_pred = self._run(X, lengths)[0]
         observed = ~np.isnan(data.y).any(axis=1)
         if sample_weight is not None:
             sample_weight = np.asarray(sample_weight)[observed]

@@ -19,6 +19,7 @@ from skkalman._rnn.module import ElmanRNN, MaskedMSELoss
 from skkalman._rnn.training import fit_restarts
 from skkalman._sklearn_compat import check_is_fitted
 from skkalman.datasets import lagged_targets, make_lds
+from skkalman.rnn import _seeds
 
 FAST = dict(max_epochs=8, batch_size=8, bptt=20, warm_up=5, random_state=0)
 
@@ -63,13 +64,14 @@ def test_import_does_not_load_torch():
 
 def test_learns_and_beats_last_value(forecasting):
     X, y, lengths = forecasting
-    rnn = ElmanRNNRegressor(4, nonlinearity="linear", max_epochs=40, batch_size=4,
+    rnn = ElmanRNNRegressor(4, nonlinearity="linear", max_epochs=20, batch_size=4,
                             bptt=20, random_state=0).fit(X, y, lengths)
     losses = rnn.history_[:, "train_loss"]
-    assert losses[-1] < 0.7 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]
     mse = np.mean((rnn.predict(X, lengths) - y) ** 2)
-    assert mse < np.mean((X - y) ** 2)
-    assert rnn.score(X, y, lengths) > 0.5
+    # X_t = y_{t-1}: predicting the last value is the naive forecast to beat.
+    assert mse < 0.95 * np.mean((X - y) ** 2)
+    assert rnn.score(X, y, lengths) > 0.4
 
 
 def test_weights_are_the_equations(fitted, inputs_data):
@@ -223,6 +225,15 @@ def test_pickle_round_trip(fitted, inputs_data):
     assert_array_equal(clone.hidden_states(X), fitted.hidden_states(X))
 
 
+def test_feature_names(inputs_data):
+    pd = pytest.importorskip("pandas")
+    X, y = inputs_data
+    frame = pd.DataFrame(X, columns=["u", "v"])
+    rnn = ElmanRNNRegressor(2, **{**FAST, "max_epochs": 1}).fit(frame, y)
+    assert list(rnn.feature_names_in_) == ["u", "v"]
+    assert np.isfinite(rnn.score(frame, y))
+
+
 def test_output_shape_follows_y(inputs_data):
     X, y = inputs_data
     rnn = ElmanRNNRegressor(2, **{**FAST, "max_epochs": 1}).fit(X, y[:, 0])
@@ -332,7 +343,9 @@ def test_n_init_runs_restarts(inputs_data):
     X, y = inputs_data
     one = ElmanRNNRegressor(2, n_init=1, **FAST).fit(X, y)
     three = ElmanRNNRegressor(2, n_init=3, **FAST).fit(X, y)
-    assert three.loss_ <= one.loss_ + 1e-12 or not np.array_equal(one.W_hh_, three.W_hh_)
+    # The first restart of n_init=3 is the n_init=1 fit, so the best can only be better.
+    assert _seeds(0, 3)[0] == _seeds(0, 1)[0]
+    assert three.loss_ <= one.loss_
 
 
 def test_state_space_linear_is_exact(inputs_data):

@@ -194,6 +194,13 @@ def raw_weights(module):
     weights : dict
         ``W_hh, W_xh, b_h, W_hy, b_y`` such that ``h_t = σ(W_hh h_{t-1} + W_xh x_t + b_h)``
         and ``y_t = W_hy h_t + b_y`` on unstandardized ``x_t`` and ``y_t``.
+
+    Examples
+    --------
+    >>> rnn = ElmanRNN(1, 1, 2, "linear", x_scale=[2.0], y_mean=[5.0])
+    >>> w = raw_weights(rnn)
+    >>> bool((w["W_xh"] == rnn.W_xh.detach().numpy() / 2).all()), w["b_y"]
+    (True, array([5.]))
     """
     p = {name: value.detach().cpu().double().numpy()
          for name, value in module.state_dict().items()}
