@@ -408,3 +408,21 @@ def test_remembered_covariance_steps_do_not_change_results():
     rts_smoother(params, kalman_filter(params, X2, y2))
     assert len(filter_module._memos) == 2
     assert_fast_equals_plain(params, X, y)
+
+
+@pytest.mark.parametrize("n_rows", [0, 1, 5, 6, 64, 1000])
+def test_varying_recursion_matches_loop(n_rows):
+    from skkalman._kalman.filter import _varying_recursion
+
+    rng = np.random.default_rng(n_rows)
+    n = 3
+    F = rng.standard_normal((n_rows, n, n))
+    F *= 0.9 / np.maximum(np.max(np.abs(np.linalg.eigvals(F)), axis=1), 1e-3)[:, None, None]
+    z0, U = rng.standard_normal(n), rng.standard_normal((n_rows, n))
+    expected = np.empty((n_rows, n))
+    z = z0
+    for i in range(n_rows):
+        z = F[i] @ z + U[i]
+        expected[i] = z
+    np.testing.assert_allclose(_varying_recursion(F, z0, U), expected, rtol=1e-10, atol=1e-11)
+    np.testing.assert_array_equal(_varying_recursion(F, z0, U, sequential=True), expected)

@@ -21,9 +21,6 @@ _LOG_2PI = np.log(2.0 * np.pi)
 # the run of rows that share the same missing pattern, and only the mean recursion is left.
 _STEADY_RTOL = 1e-14
 _STEADY_STREAK = 5
-# Rows per block of the blocked linear recursion: the block matrix has (block * n_states)^2
-# entries, kept near 128 x 128 so that one matrix product does most of the work.
-_SCAN_WIDTH = 128
 # Covariance steps are deterministic functions of their inputs, and the same inputs recur
 # bit for bit: every sequence starts from the same prior, and every gap in a steady stretch
 # starts from the same steady state. Steps already taken are remembered, per parameter set
@@ -106,12 +103,10 @@ class FilterResult(NamedTuple):
 def _linear_recursion(F, z0, U):
     """Solve ``z_i = F z_{i-1} + u_i`` for ``i = 0..n_rows-1`` from ``z_{-1} = z0``.
 
-    A time-invariant linear recursion, evaluated by blocks instead of step by step: inside
-    a block of ``b`` rows the zero-start response is one product with the block-Toeplitz
-    matrix of the powers ``F^0..F^(b-1)``; the block ends then follow the same recursion
-    with ``F^b``, solved recursively, and each block adds ``F^(j+1)`` times its start. The
-    result is the step-by-step one up to round-off (the same terms, summed in another
-    order).
+    A time-invariant linear recursion, evaluated by recursive doubling: after the pass
+    with shift ``s``, ``z_i`` holds the sum over its last ``2 s`` inputs, so ``log2(n_rows)``
+    products with the powers ``F^s`` replace ``n_rows`` steps. The result is the
+    step-by-step one up to round-off (the same terms, grouped differently).
 
     Parameters
     ----------
@@ -123,34 +118,18 @@ def _linear_recursion(F, z0, U):
     -------
     Z : ndarray of shape (n_rows, n)
     """
-    n_rows, n = U.shape
-    b = max(2, _SCAN_WIDTH // max(n, 1))
-    if n_rows <= 2 * b:
-        Z = np.empty((n_rows, n))
-        z = z0
-        for i in range(n_rows):
-            z = F @ z + U[i]
-            Z[i] = z
+    Z = U.copy()
+    if Z.shape[0] == 0:
         return Z
-    n_blocks = -(-n_rows // b)
-    U_blocks = np.zeros((n_blocks * b, n))
-    U_blocks[:n_rows] = U
-    U_blocks = U_blocks.reshape(n_blocks, b * n)
-    powers = np.empty((b + 1, n, n))
-    powers[0] = np.eye(n)
-    for j in range(b):
-        powers[j + 1] = F @ powers[j]
-    # Row-vector form z^T = u^T F^T: block (i, j) of the Toeplitz matrix is (F^(j-i))^T.
-    lag = np.arange(b)[None, :] - np.arange(b)[:, None]
-    toeplitz = np.where(
-        (lag >= 0)[:, :, None, None], np.swapaxes(powers, 1, 2)[np.maximum(lag, 0)], 0.0
-    )
-    Z = U_blocks @ toeplitz.transpose(0, 2, 1, 3).reshape(b * n, b * n)
-    starts = np.empty((n_blocks, n))
-    starts[0] = z0
-    starts[1:] = _linear_recursion(powers[b], z0, Z[:-1, -n:])
-    Z += starts @ np.swapaxes(powers[1:], 1, 2).transpose(1, 0, 2).reshape(n, b * n)
-    return Z.reshape(n_blocks * b, n)[:n_rows]
+    Z[0] += F @ z0
+    power = F
+    shift = 1
+    while shift < Z.shape[0]:
+        # The right-hand side is evaluated in full before the in-place update.
+        Z[shift:] += Z[:-shift] @ power.T
+        power = power @ power
+        shift *= 2
+    return Z
 
 
 def _cholesky(S):
@@ -169,11 +148,11 @@ def _cho_solve(L, B):
     return dpotrs(L, B, lower=1)[0]
 
 
-def _covariance_update(P, C, R):
+def _covariance_update(P, C, R, o):
     """Covariance of p(s_t | y_1..t) from that of p(s_t | y_1..t-1), measured through C.
 
-    Returns the filtered covariance, the gain ``K``, the Cholesky factor of the innovation
-    covariance ``S`` and ``log det S``.
+    ``C`` and ``R`` are those of the measured entries ``o`` (a boolean mask). Returns the
+    filtered covariance and the row's :class:`_Gain`.
     """
     CP = C @ P
     L = _cholesky(CP @ C.T + R)
@@ -182,7 +161,70 @@ def _covariance_update(P, C, R):
     IKC = -(K @ C)
     IKC.flat[:: P.shape[0] + 1] += 1.0
     P_f = symmetrize(IKC @ P @ IKC.T + K @ R @ K.T)
-    return P_f, K, L, 2.0 * np.log(L.diagonal()).sum()
+    # Padded to all entries (zero gain, unit factor on the missing ones), so that rows
+    # with different missing patterns stack into one array.
+    K_full = np.zeros((P.shape[0], o.size))
+    K_full[:, o] = K
+    L_full = np.eye(o.size)
+    L_full[np.ix_(o, o)] = L
+    gain = _Gain(IKC, K_full, L_full, 2.0 * np.log(L.diagonal()).sum(), K.shape[1])
+    return P_f, gain
+
+
+class _Gain(NamedTuple):
+    """A row's measurement update on the means: ``m_f = IKC m_p + K (y - D x)``, and the
+    whitening of its innovation, all padded to every entry of ``y``."""
+
+    IKC: np.ndarray  # I - K C, (n, n)
+    K: np.ndarray  # (n, n_targets), zero on missing entries
+    L: np.ndarray  # Cholesky factor of S, (n_targets, n_targets), unit on missing entries
+    logdet: float  # log det S over the measured entries
+    n_measured: int
+
+
+def _no_gain(n, m):
+    """The gain of a row without measurements."""
+    return _Gain(np.eye(n), np.zeros((n, m)), np.eye(m), 0.0, 0)
+
+
+def _varying_recursion(F, z0, U, sequential=False):
+    """Solve ``z_i = F_i z_{i-1} + u_i`` for ``i = 0..n_rows-1`` from ``z_{-1} = z0``.
+
+    A time-varying linear recursion, evaluated by recursive doubling: after the pass with
+    shift ``s``, ``z_i`` holds the sum over the last ``2 s`` inputs and ``F_i`` the product
+    of the last ``2 s`` matrices, so ``log2(n_rows)`` array products replace ``n_rows``
+    steps. The result is the step-by-step one up to round-off (the same products, grouped
+    differently). ``sequential=True`` takes the steps one by one (the reference).
+
+    Parameters
+    ----------
+    F : ndarray of shape (n_rows, n, n)
+    z0 : ndarray of shape (n,)
+    U : ndarray of shape (n_rows, n)
+    sequential : bool, default=False
+
+    Returns
+    -------
+    Z : ndarray of shape (n_rows, n)
+    """
+    n_rows = U.shape[0]
+    if sequential or n_rows <= 4:
+        Z = np.empty_like(U)
+        z = z0
+        for i in range(n_rows):
+            z = F[i] @ z + U[i]
+            Z[i] = z
+        return Z
+    Z = U.copy()
+    Z[0] += F[0] @ z0
+    F = F.copy()
+    shift = 1
+    while shift < n_rows:
+        # Right-hand sides are evaluated in full before the in-place updates.
+        Z[shift:] += (F[shift:] @ Z[:-shift, :, None])[..., 0]
+        F[shift:] = F[shift:] @ F[:-shift]
+        shift *= 2
+    return Z
 
 
 def kalman_filter(params, X, y, *, steady_state=True):
@@ -239,7 +281,7 @@ def _row_codes(observed):
 
 def _kalman_filter(params, X, y, steady_state):
     A, C, Q, R = params.A, params.C, params.Q, params.R
-    T, n = y.shape[0], params.n_states
+    T, n, m = y.shape[0], params.n_states, params.n_targets
     # Inputs enter the state and the measurement additively: fold them in once.
     Bx = X @ params.B.T
     y_minus_Dx = y - X @ params.D.T
@@ -254,8 +296,7 @@ def _kalman_filter(params, X, y, steady_state):
     patterns = observed[first_row]
     pattern_of_row = pattern_of_row.ravel().tolist()
     measured = [
-        (o.tobytes(), o.all(), o, C[o], R[np.ix_(o, o)]) if o.any() else None
-        for o in patterns
+        (o.tobytes(), o, C[o], R[np.ix_(o, o)]) if o.any() else None for o in patterns
     ]
     # run_end[t]: end of the run of rows sharing row t's missing pattern.
     new_run = np.ones(T, dtype=bool)
@@ -265,39 +306,37 @@ def _kalman_filter(params, X, y, steady_state):
     run_end = np.repeat(run_ends, run_ends - run_starts).tolist()
     new_run = new_run.tolist()
 
-    predicted_means = np.empty((T, n))
+    # Pass 1, row by row: the covariances (they do not depend on the values of y) and each
+    # row's gain; steady stretches are filled at once and kept aside for pass 2.
     predicted_covariances = np.empty((T, n, n))
-    filtered_means = np.empty((T, n))
     filtered_covariances = np.empty((T, n, n))
-    log_likelihood = 0.0
-
+    gains = [None] * T
+    steady_stretches = []  # (t, stop, gain): rows t+1..stop-1 copy row t
     memo = _memo("filter", A, C, Q, R) if steady_state else _NoMemo()
-    steady = {}  # missing pattern -> its steady covariances, the first ones found
-    m = np.asarray(params.initial_state_mean, dtype=float)
+    steady = {}  # missing pattern -> its steady state, the first one found
+    no_gain = _no_gain(n, m)
     P = np.asarray(params.initial_state_covariance, dtype=float)
     streak = 0
     t = 0
     while t < T:
         if t > 0:
-            m = A @ m + Bx[t]
             key = P.tobytes()
+            P_f = P
             P = memo.get(key)
             if P is None:
-                P_f = filtered_covariances[t - 1]
                 P = _remember(memo, key, symmetrize(A @ P_f @ A.T + Q))
-        predicted_means[t], predicted_covariances[t] = m, P
+        predicted_covariances[t] = P
         pattern = measured[pattern_of_row[t]]
-        update = None
+        gain = no_gain
         if pattern is not None:
-            pattern_key, all_measured, o, C_o, R_o = pattern
+            pattern_key, o, C_o, R_o = pattern
             key = (pattern_key, P.tobytes())
-            update = memo.get(key) or _remember(memo, key, _covariance_update(P, C_o, R_o))
-            e = (y_minus_Dx[t] if all_measured else y_minus_Dx[t, o]) - C_o @ m
-            P, K, L, logdet = update
-            m = m + K @ e
-            z = dtrtrs(L, e, lower=1)[0]
-            log_likelihood -= 0.5 * (e.size * _LOG_2PI + logdet + z @ z)
-        filtered_means[t], filtered_covariances[t] = m, P
+            update = memo.get(key) or _remember(
+                memo, key, _covariance_update(P, C_o, R_o, o)
+            )
+            P, gain = update
+        filtered_covariances[t] = P
+        gains[t] = gain
 
         if steady_state and not new_run[t]:
             P_pred = predicted_covariances[t]
@@ -306,18 +345,37 @@ def _kalman_filter(params, X, y, steady_state):
             if streak >= _STEADY_STREAK and run_end[t] > t + 1:
                 # The first steady state found for a pattern serves all its later runs, so
                 # that the gaps between them start from the same covariance, bit for bit.
-                P_pred, update = steady.setdefault(pattern_of_row[t], (P_pred, update))
+                P_pred, P, gain = steady.setdefault(pattern_of_row[t], (P_pred, P, gain))
                 stop = run_end[t]
-                log_likelihood += _steady_rows(
-                    params, t, stop, pattern, P_pred, update, Bx, y_minus_Dx, predicted_means,
-                    predicted_covariances, filtered_means, filtered_covariances,
-                )
-                m, P = filtered_means[stop - 1], filtered_covariances[stop - 1]
+                predicted_covariances[t + 1:stop] = P_pred
+                filtered_covariances[t + 1:stop] = P
+                steady_stretches.append((t, stop, gain))
                 t, streak = stop, 0
                 continue
         else:
             streak = 0
         t += 1
+
+    # Pass 2: the means and the likelihood, a time-varying linear recursion over the
+    # transient rows and a time-invariant one over each steady stretch.
+    predicted_means = np.empty((T, n))
+    filtered_means = np.empty((T, n))
+    y_measured = np.where(observed, y_minus_Dx, 0.0)
+    m0 = np.asarray(params.initial_state_mean, dtype=float)
+    log_likelihood = 0.0
+    start = 0
+    for t, stop, gain in [*steady_stretches, (T, T, None)]:
+        if start < min(t + 1, T):
+            log_likelihood += _transient_rows(
+                params, start, min(t + 1, T), gains, m0, Bx, y_measured, observed,
+                predicted_means, filtered_means, sequential=not steady_state,
+            )
+        if t < T:
+            log_likelihood += _steady_rows(
+                params, t, stop, gain, Bx, y_measured, observed, predicted_means,
+                filtered_means,
+            )
+        start = stop
 
     return FilterResult(
         predicted_means, predicted_covariances, filtered_means, filtered_covariances,
@@ -325,34 +383,70 @@ def _kalman_filter(params, X, y, steady_state):
     )
 
 
-def _steady_rows(params, t, stop, pattern, P_pred, update, Bx, y_minus_Dx, predicted_means,
-                 predicted_covariances, filtered_means, filtered_covariances):
-    """Fill rows t+1..stop-1 with the steady covariances ``P_pred`` and ``update``.
+def _transient_rows(params, start, stop, gains, m0, Bx, y_measured, observed,
+                    predicted_means, filtered_means, sequential):
+    """Means of rows start..stop-1, each with its own gain. Returns their log-likelihood.
 
-    ``pattern`` describes the rows' measured entries and ``update`` is ``(P_f, K, L,
-    log det S)`` of their steady measurement update (both None for rows without
-    measurements). With a constant gain ``K`` the filtered mean follows the time-invariant
-    recursion ``m_f[s] = (I - K C) (A m_f[s-1] + B x_s) + K (y_s - D x_s)``, solved by
-    blocks. Returns the log-likelihood of those rows.
+    ``m_f[t] = IKC_t (A m_f[t-1] + B x_t) + K_t (y_t - D x_t)``: a time-varying linear
+    recursion in the filtered mean, started from the prior at the first row.
+    """
+    A = params.A
+    rows = slice(start, stop)
+    row_gains = gains[rows]
+    IKC = np.stack([g.IKC for g in row_gains])
+    K = np.stack([g.K for g in row_gains])
+    F = IKC @ A
+    drift = Bx[rows].copy()
+    if start == 0:
+        # The prior mean stands for A m_f[-1] + B x_0 at the first row.
+        drift[0] = m0
+        z0 = np.zeros_like(m0)
+    else:
+        z0 = filtered_means[start - 1]
+    U = (IKC @ drift[:, :, None])[..., 0] + (K @ y_measured[rows, :, None])[..., 0]
+    filtered_means[rows] = _varying_recursion(F, z0, U, sequential=sequential)
+    predicted_means[rows] = drift
+    first = start + (start == 0)
+    predicted_means[first:stop] += filtered_means[first - 1:stop - 1] @ A.T
+    # Rows without measurements: the filtered mean is the predicted one, bit for bit.
+    skipped = np.array([g.n_measured == 0 for g in row_gains])
+    filtered_means[rows][skipped] = predicted_means[rows][skipped]
+
+    n_measured = sum(g.n_measured for g in row_gains)
+    if n_measured == 0:
+        return 0.0
+    innovations = np.where(
+        observed[rows], y_measured[rows] - predicted_means[rows] @ params.C.T, 0.0
+    )
+    L = np.stack([g.L for g in row_gains])
+    z = np.linalg.solve(L, innovations[:, :, None])
+    logdet = sum(g.logdet for g in row_gains)
+    return -0.5 * (n_measured * _LOG_2PI + logdet + np.sum(z * z))
+
+
+def _steady_rows(params, t, stop, gain, Bx, y_measured, observed, predicted_means,
+                 filtered_means):
+    """Means of rows t+1..stop-1, which share the steady gain of row t (None: no
+    measurements). Returns their log-likelihood.
+
+    With a constant gain the filtered mean follows the time-invariant recursion
+    ``m_f[s] = IKC (A m_f[s-1] + B x_s) + K (y_s - D x_s)``, solved by blocks.
     """
     A = params.A
     rows = slice(t + 1, stop)
-    predicted_covariances[rows] = P_pred
-    if update is None:
-        filtered_covariances[rows] = P_pred
+    if gain.n_measured == 0:
         F, U = A, Bx[rows]
     else:
-        _, _, o, C_o, _ = pattern
-        P_f, K, L, logdet = update
-        filtered_covariances[rows] = P_f
-        IKC = np.eye(A.shape[0]) - K @ C_o
-        F = IKC @ A
-        U = Bx[rows] @ IKC.T + y_minus_Dx[rows][:, o] @ K.T
+        F = gain.IKC @ A
+        U = Bx[rows] @ gain.IKC.T + y_measured[rows] @ gain.K.T
     filtered_means[rows] = _linear_recursion(F, filtered_means[t], U)
-    predicted_means[rows] = filtered_means[t:stop - 1] @ A.T + Bx[rows]
-    if update is None:
+    if gain.n_measured == 0:
+        predicted_means[rows] = filtered_means[rows]  # no update: the same, bit for bit
         return 0.0
-    innovations = y_minus_Dx[rows][:, o] - predicted_means[rows] @ C_o.T
-    z = dtrtrs(L, innovations.T, lower=1)[0]
-    n_rows, k = innovations.shape
-    return -0.5 * (n_rows * (k * _LOG_2PI + logdet) + np.sum(z * z))
+    predicted_means[rows] = filtered_means[t:stop - 1] @ A.T + Bx[rows]
+    innovations = np.where(
+        observed[rows], y_measured[rows] - predicted_means[rows] @ params.C.T, 0.0
+    )
+    z = dtrtrs(gain.L, innovations.T, lower=1)[0]
+    return -0.5 * ((stop - t - 1) * (gain.n_measured * _LOG_2PI + gain.logdet)
+                   + np.sum(z * z))

@@ -15,6 +15,7 @@ from .filter import (
     _NoMemo,
     _one_blas_thread,
     _remember,
+    _varying_recursion,
 )
 
 __all__ = ["SmootherResult", "rts_smoother"]
@@ -98,10 +99,12 @@ def _rts_smoother(params, filter_result, steady_state):
     else:
         same_as_next = np.zeros(max(T - 2, 0), dtype=bool)
         group_start = np.arange(max(T - 1, 0))
-    # Remembered steps (see filter.py): gains by (P_f[t], P_p[t+1]), covariances by those
-    # and P_s[t+1]. steady: the first converged covariance of each gain, reused.
+    # Pass 1, backward row by row: the covariances and each row's gain G. Remembered steps
+    # (see filter.py): gains by (P_f[t], P_p[t+1]), covariances by those and P_s[t+1].
     memo = _memo("smoother", A, Q) if steady_state else _NoMemo()
-    steady = {}
+    steady = {}  # gain -> its steady smoothed covariance, the first one found
+    gains = [None] * T
+    steady_stretches = []  # (start, t, G): rows start..t-1 share the gain G of row t
     streak = 0
     t = T - 2
     while t >= 0:
@@ -110,6 +113,7 @@ def _rts_smoother(params, filter_result, steady_state):
         if gain is None:
             gain = _remember(memo, gain_key, _smoother_gain(A, P_f[t], P_p[t + 1]))
         G, IGA = gain
+        gains[t] = G
         P_next = smoothed_covariances[t + 1]
         cov_key = gain_key + P_next.tobytes()
         covs = memo.get(cov_key)
@@ -118,7 +122,6 @@ def _rts_smoother(params, filter_result, steady_state):
             P_s = symmetrize(IGA @ P_f[t] @ IGA.T + G @ (Q + P_next) @ G.T)
             covs = _remember(memo, cov_key, (P_s, P_next @ G.T))
         smoothed_covariances[t], lag_one_covariances[t + 1] = covs
-        smoothed_means[t] = m_f[t] + G @ (smoothed_means[t + 1] - m_p[t + 1])
 
         if t < T - 2 and same_as_next[t]:
             P_s = smoothed_covariances[t]
@@ -126,33 +129,42 @@ def _rts_smoother(params, filter_result, steady_state):
             streak = streak + 1 if change <= _STEADY_RTOL * abs(P_s).max() else 0
             start = group_start[t]
             if streak >= _STEADY_STREAK and start < t:
+                # The first steady state found for a gain serves all its later stretches,
+                # so that the rows before them start from the same covariance, bit for bit.
                 P_steady = steady.setdefault(gain_key, covs[0])
-                _steady_rows(start, t, G, P_steady, smoothed_means, smoothed_covariances,
-                             lag_one_covariances, m_p, m_f)
+                smoothed_covariances[start:t] = P_steady
+                lag_one_covariances[start + 1:t] = P_steady @ G.T
+                lag_one_covariances[t] = smoothed_covariances[t] @ G.T
+                steady_stretches.append((start, t, G))
                 t, streak = start - 1, 0
                 continue
         else:
             streak = 0
         t -= 1
+
+    # Pass 2, backward: m_s[t] = G_t m_s[t+1] + (m_f[t] - G_t m_p[t+1]), a time-varying
+    # linear recursion over the transient rows and a time-invariant one over each stretch.
+    stop = T - 1  # rows stop.. are done
+    for start, t, G in steady_stretches:
+        _transient_rows(t, stop, gains, m_p, m_f, smoothed_means, not steady_state)
+        U = m_f[start:t] - m_p[start + 1:t + 1] @ G.T
+        smoothed_means[start:t] = _linear_recursion(G, smoothed_means[t], U[::-1])[::-1]
+        stop = start
+    if stop > 0:
+        _transient_rows(0, stop, gains, m_p, m_f, smoothed_means, not steady_state)
     return SmootherResult(smoothed_means, smoothed_covariances, lag_one_covariances)
+
+
+def _transient_rows(start, stop, gains, m_p, m_f, smoothed_means, sequential):
+    """Smoothed means of rows start..stop-1, each with its own gain, from row stop's."""
+    G = np.stack(gains[start:stop])
+    U = m_f[start:stop] - (G @ m_p[start + 1:stop + 1, :, None])[..., 0]
+    smoothed_means[start:stop] = _varying_recursion(
+        G[::-1], smoothed_means[stop], U[::-1], sequential=sequential
+    )[::-1]
 
 
 def _smoother_gain(A, P_f, P_p):
     """G = P_f A^T P_p^{-1}, the regression of s_t on s_{t+1} given y_1..t, and I - G A."""
     G = _cho_solve(_cholesky(P_p), A @ P_f).T
     return G, np.eye(A.shape[0]) - G @ A
-
-
-def _steady_rows(start, t, G, P_steady, smoothed_means, smoothed_covariances,
-                 lag_one_covariances, m_p, m_f):
-    """Fill rows start..t-1, which share the gain G and the converged covariance P_steady.
-
-    The smoothed mean follows the time-invariant backward recursion
-    ``m_s[s] = G m_s[s+1] + (m_f[s] - G m_p[s+1])``, solved by blocks.
-    """
-    rows = slice(start, t)
-    smoothed_covariances[rows] = P_steady
-    lag_one_covariances[start + 1:t] = P_steady @ G.T
-    lag_one_covariances[t] = smoothed_covariances[t] @ G.T
-    U = m_f[rows] - m_p[start + 1:t + 1] @ G.T
-    smoothed_means[rows] = _linear_recursion(G, smoothed_means[t], U[::-1])[::-1]
