@@ -2,12 +2,13 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skkalman import ElmanRNNRegressor
+from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman.estimator_checks import expected_failed_checks
 
 # Each estimator adds an instance here (small settings keep the checks fast).
 ESTIMATORS = []
 ESTIMATORS.append(ElmanRNNRegressor(hidden_size=3, max_epochs=2, random_state=0))
+ESTIMATORS.append(DynamicsRecovery(KalmanFilterRegressor(n_iter=5, tol=1.0)))
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
