@@ -23,22 +23,33 @@ _STEADY_RTOL = 1e-14
 _STEADY_STREAK = 5
 # Covariance steps are deterministic functions of their inputs, and the same inputs recur
 # bit for bit: every sequence starts from the same prior, and every gap in a steady stretch
-# starts from the same steady state. Steps already taken are remembered, per parameter set
-# (the few most recent ones) and up to a bounded number of steps each. A remembered step
-# returns exactly what computing it would, so results never depend on what was cached.
-_MEMO_PARAMETER_SETS = 8
-_MEMO_STEPS = 20_000
+# starts from the same steady state. Steps already taken are remembered, for the few most
+# recent parameter sets and within a memory budget each. A remembered step returns exactly
+# what computing it would, so results never depend on what was remembered.
+_MEMO_PARAMETER_SETS = 4
+_MEMO_BYTES = 16 * 2**20
 _memos = OrderedDict()
 _memos_lock = threading.Lock()
 
 
+class _Memo(dict):
+    """Remembered covariance steps of one kernel for one parameter set."""
+
+    def __init__(self, capacity):
+        super().__init__()
+        self.capacity = capacity
+
+
 def _memo(kind, *arrays):
-    """The dict of remembered covariance steps for one kind of kernel and parameter set."""
+    """The remembered covariance steps for one kind of kernel and parameter set."""
     key = (kind,) + tuple((a.shape, a.tobytes()) for a in arrays)
     with _memos_lock:
         memo = _memos.get(key)
         if memo is None:
-            memo = _memos[key] = {}
+            # A step keeps a few matrices of at most (n_states + n_targets)^2 entries
+            # (measured: ~1 KB a step for 4 states and 2 targets).
+            size = sum(a.shape[0] for a in arrays[:2])
+            memo = _memos[key] = _Memo(capacity=_MEMO_BYTES // (24 * size**2 + 512))
             if len(_memos) > _MEMO_PARAMETER_SETS:
                 _memos.popitem(last=False)
         else:
@@ -66,12 +77,11 @@ def _one_blas_thread(T):
 class _NoMemo(dict):
     """Remembers nothing: the plain recursion (``steady_state=False``) computes every step."""
 
-    def __setitem__(self, key, value):
-        pass
+    capacity = 0
 
 
 def _remember(memo, key, value):
-    if len(memo) < _MEMO_STEPS:
+    if len(memo) < memo.capacity:
         memo[key] = value
     return value
 
