@@ -113,9 +113,13 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         and positive. A mode the output does not see is normalized alike through its input
         direction.
     hankel_singular_values_ : ndarray of shape (n_system_states,)
-        Hankel singular values of the effective system before reduction, descending. Modes
+        Hankel singular values of the effective system before reduction, descending: how
+        much each state direction carries from the inputs that drive the system (those of
+        ``B_``; with feedback, the innovations of the fed-back targets and the exogenous
+        columns) to the outputs. A gap after the ``k``-th value suggests ``order=k``. Modes
         with eigenvalue modulus >= 1 have no finite Gramian: they count as ``inf``, come
-        first, and balanced truncation always keeps them.
+        first, and balanced truncation always keeps them. A model without inputs (``X``
+        with no columns) has only zeros here, and ``order`` cannot reduce it.
     n_features_in_ : int
         Number of features seen by ``estimator_`` during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
