@@ -55,7 +55,7 @@ def rts_smoother(params, filter_result, *, steady_state=True):
         Where the filter's covariances are constant (its steady state), reuse the smoothed
         covariance once it has converged to round-off, so that only the mean recursion
         remains (the result is the same up to round-off). False runs the plain recursion
-        on every row.
+        on every row, the means one step at a time: the reference for the fast path.
 
     Returns
     -------
