@@ -70,7 +70,8 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         path this is ``A + B[:, feedback_columns] @ C`` (for a linear RNN,
         ``W_hh + W_xh[:, feedback_columns] @ W_hy``); with a direct path ``D != 0`` the
         state is augmented by the output's direct part ``D x_t`` (``n_targets`` more
-        states), which keeps the loop exact.
+        states), which keeps the loop exact. Columns not listed are exogenous inputs: an
+        older lag of a target (``lagged_targets(n_lags=2)``) is not fed back.
     order : int, default=None
         Reduce the effective system to this many states by balanced truncation (a minimal
         realization: an RNN with more hidden units than the data has states carries extra,

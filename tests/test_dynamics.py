@@ -119,6 +119,14 @@ def test_feedback_closes_the_loop():
     np.testing.assert_allclose(recovery.B_, B[:, [2, 0, 1]])
 
 
+def test_feedback_columns_accepts_a_range():
+    A, B, C, D = _system(1)
+    X, y = _data()
+    as_range = DynamicsRecovery(StateSpaceDouble(A, B, C, D), feedback_columns=range(2))
+    as_list = DynamicsRecovery(StateSpaceDouble(A, B, C, D), feedback_columns=[0, 1])
+    np.testing.assert_array_equal(as_range.fit(X, y).A_, as_list.fit(X, y).A_)
+
+
 def test_feedback_with_direct_path_augments_the_state():
     A, B, C, D = _system(2, direct=True)
     X, y = _data()
