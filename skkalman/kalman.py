@@ -12,12 +12,16 @@ from sklearn.utils import check_random_state
 from ._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from ._kalman.em import PARAM_NAMES, e_step, m_step, polish
 from ._kalman.subspace import subspace_identification
+from ._linalg import nearest_psd
 from ._sequences import restore_y_shape, validate_sequences
 from ._sklearn_compat import Interval, StrOptions, check_is_fitted
 
 __all__ = ["KalmanFilterRegressor"]
 
 _COVARIANCE_NAMES = ("Q", "R", "initial_state_covariance")
+# Most quasi-Newton iterations after EM: enough to finish a slow tail (a handful is typical),
+# bounded so that a flat likelihood (e.g. a model with many redundant states) stays cheap.
+_MAX_POLISH_ITER = 30
 
 
 def _power_of_two(values):
@@ -78,6 +82,18 @@ def _expected_shapes(n_states, n_features, n_targets):
     }
 
 
+def _in_slow_tail(gains, n_recent=3, ratio=0.7):
+    """Whether EM has entered its linear tail: each recent gain above ``ratio`` of the last.
+
+    There EM would need many more iterations for each digit; the quasi-Newton polish
+    converges superlinearly from here.
+    """
+    if len(gains) < n_recent + 2:
+        return False
+    recent = np.asarray(gains[-n_recent - 1:])
+    return bool(np.all(recent[1:] > ratio * recent[:-1]))
+
+
 def _gaussian_draws(rng, cov, size):
     """Draws from N(0, cov), singular (PSD) covariances included."""
     w, V = np.linalg.eigh(cov)
@@ -98,12 +114,15 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     n_states : int, default=2
         Dimension of the state ``s_t``.
     n_iter : int, default=200
-        Most EM iterations (M-steps).
+        Most iterations, EM and polish together.
     tol : float, default=1e-5
         EM stops when an iteration raises the log-likelihood by less than ``tol`` per
-        observed measurement; the quasi-Newton polish then converges to the maximum. When
-        ``n_iter`` runs out first, a :class:`~sklearn.exceptions.ConvergenceWarning` is
-        raised and the model is EM's last iterate (no polish).
+        observed measurement, or earlier when its gains shrink only linearly (its slow
+        tail); a quasi-Newton polish on the exact log-likelihood then finishes (at most
+        30 iterations within the ``n_iter`` budget, stopping at gains below ``1e-4 * tol``
+        per measurement). When ``n_iter`` runs out
+        before EM reaches ``tol``, a :class:`~sklearn.exceptions.ConvergenceWarning` is
+        raised and the model is EM's last iterate.
     init : {"subspace", "random"}, default="subspace"
         Starting point of EM: a predictor-based subspace identification (causal ARX
         regression, then an SVD of the past-to-future map), or random matrices drawn with
@@ -232,9 +251,10 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                                     covariance=name in _COVARIANCE_NAMES)
                 for name, value in fixed.items()}
 
-    def _initial_params(self, sequences, n_states, active, basis_given):
+    def _initial_params(self, sequences, n_states, active, fixed_scaled):
         n_features = sequences[0][0].shape[1]
         n_targets = sequences[0][1].shape[1]
+        basis_given = "A" in fixed_scaled or "C" in fixed_scaled
         if self.init == "subspace" and not basis_given:
             params = subspace_identification(sequences, n_states, active)
             if params is not None:
@@ -256,12 +276,24 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             C = np.zeros((n_targets, n_states))
             k = min(n_states, Vt.shape[0])
             C[:, :k] = Vt[:k].T * (s[:k] / np.sqrt(y0.shape[0]) + 1e-3)
+        C = self._fixed_or(C, "C", fixed_scaled)
+        # Noise guesses in the state's own units (a fixed C sets them): half the variance
+        # of the state's steps, read off y by least squares.
+        y_filled = np.where(np.isnan(y), np.nanmean(y, axis=0), y)
+        S = np.linalg.lstsq(C, y_filled.T, rcond=None)[0].T
+        Q = 0.5 * np.atleast_2d(np.cov(np.diff(S, axis=0), rowvar=False))
+        Q = nearest_psd(Q, floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
+        P0 = nearest_psd(np.atleast_2d(np.cov(S, rowvar=False)),
+                         floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
         return StateSpaceParams(
             A=A, B=np.zeros((n_states, n_features)), C=C,
-            D=np.zeros((n_targets, n_features)), Q=0.1 * np.eye(n_states),
-            R=np.diag(0.5 * variance), initial_state_mean=np.zeros(n_states),
-            initial_state_covariance=np.eye(n_states),
+            D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
+            initial_state_mean=S[0], initial_state_covariance=P0,
         )
+
+    @staticmethod
+    def _fixed_or(value, name, fixed):
+        return fixed.get(name, value)
 
     def fit(self, X, y, lengths=None):
         """Fit the model by maximum likelihood (subspace start, EM, quasi-Newton polish).
@@ -301,8 +333,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         template = StateSpaceParams(**{name: np.zeros(shape) for name, shape in shapes.items()})
         fixed_scaled = _rescale(template.replace(**fixed), y_scale, x_scale)
         fixed_scaled = {name: getattr(fixed_scaled, name) for name in fixed}
-        basis_given = "A" in fixed or "C" in fixed
-        params = self._initial_params(sequences, self.n_states, active, basis_given)
+        params = self._initial_params(sequences, self.n_states, active, fixed_scaled)
         params = params.replace(**fixed_scaled)
 
         params, lls, n_iter, converged = self._maximize(params, sequences, set(fixed), active,
@@ -320,6 +351,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         if set(PARAM_NAMES) <= fixed:
             return params, lls, 0, True
         converged = False
+        gains = []
         for _ in range(self.n_iter):
             candidate = m_step(stats, params, fixed, active)
             candidate_stats, candidate_ll = e_step(candidate, sequences)
@@ -332,7 +364,8 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             params, stats, ll = candidate, candidate_stats, candidate_ll
             lls.append(ll + ll_offset)
             self._report(len(lls) - 1, lls)
-            if gain < self.tol * n_observed:
+            gains.append(gain)
+            if gain < self.tol * n_observed or _in_slow_tail(gains):
                 converged = True
                 break
         if not converged:
@@ -348,8 +381,13 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             lls.append(value + ll_offset)
             self._report(len(lls) - 1, lls, stage="polish")
 
+        # The polish shares the iteration budget: n_iter caps EM and polish together.
+        budget = min(self.n_iter - (len(lls) - 1), _MAX_POLISH_ITER)
+        if budget <= 0:
+            return params, lls, len(lls) - 1, True
         polished, polished_ll, _, _ = polish(params, sequences, fixed, active,
-                                             tol=1e-4 * self.tol, callback=record)
+                                             max_iter=budget, tol=1e-4 * self.tol,
+                                             callback=record)
         if polished_ll > ll:
             params = polished
         return params, lls, len(lls) - 1, True
