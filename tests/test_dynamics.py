@@ -231,6 +231,16 @@ def test_scorer_reads_eigenvalues_and_the_protocol():
         scorer(Ridge().fit(X, y), X, y)
 
 
+def test_scorer_pickles_for_parallel_search():
+    import pickle
+
+    A = _system(8)[0]
+    scorer = pickle.loads(pickle.dumps(make_dynamics_scorer(A)))
+    X, y = _data()
+    assert scorer(DynamicsRecovery(StateSpaceDouble(A=A)).fit(X, y), X, y) == (
+        pytest.approx(0.0, abs=1e-12))
+
+
 def test_grid_search_with_the_scorer_picks_the_true_dynamics():
     A, B, C, D = _system(9)
     X, y = _data()
