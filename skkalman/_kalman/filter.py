@@ -101,6 +101,18 @@ class FilterResult(NamedTuple):
         ``Cov[s_t | x_1..t, y_1..t]``.
     log_likelihood : float
         ``log p(y_1..T | x_1..T)`` over the observed (non-NaN) entries of ``y``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkalman._kalman import StateSpaceParams, kalman_filter
+    >>> params = StateSpaceParams(
+    ...     A=np.eye(1), B=np.zeros((1, 0)), C=np.eye(1), D=np.zeros((1, 0)),
+    ...     Q=np.eye(1), R=np.eye(1), initial_state_mean=np.zeros(1),
+    ...     initial_state_covariance=np.eye(1))
+    >>> result = kalman_filter(params, np.zeros((4, 0)), np.ones((4, 1)))
+    >>> result.filtered_covariances.shape
+    (4, 1, 1)
     """
 
     predicted_means: np.ndarray

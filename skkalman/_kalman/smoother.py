@@ -32,6 +32,18 @@ class SmootherResult(NamedTuple):
         ``Cov[s_t | x_1..T, y_1..T]``.
     lag_one_covariances : ndarray of shape (T, n_states, n_states)
         ``Cov[s_t, s_{t-1} | x_1..T, y_1..T]``; row 0 is zeros (no state before the first).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
+    >>> params = StateSpaceParams(
+    ...     A=np.eye(1), B=np.zeros((1, 0)), C=np.eye(1), D=np.zeros((1, 0)),
+    ...     Q=np.eye(1), R=np.eye(1), initial_state_mean=np.zeros(1),
+    ...     initial_state_covariance=np.eye(1))
+    >>> result = rts_smoother(params, kalman_filter(params, np.zeros((4, 0)), np.ones((4, 1))))
+    >>> result.lag_one_covariances[0]
+    array([[0.]])
     """
 
     smoothed_means: np.ndarray
