@@ -186,9 +186,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     :func:`skkalman.datasets.lagged_targets`) the likelihood cannot tell a model that
     carries the past through ``B`` (with ``Q`` near zero: the Kalman predictor's own form)
     from one that carries it through the filter (``B`` near zero). The subspace start is
-    built from causal regressions in which duplicated regressors are dropped in favour of
-    the inputs, so it is the predictor form, and EM does not leave it (its update of a
-    vanishing ``Q`` stays near zero): ``predict(X)`` then forecasts as well as ``forecast``.
+    built from causal regressions in which a regressor duplicated by an input (``y_{t-1}``
+    beside ``x_t = y_{t-1}``) is dropped in favour of the input, so the start is the
+    predictor form: the state is a function of past inputs, with a small ``Q``. EM and the
+    polish then move along the likelihood's flat direction only slightly: on the
+    ``two_rotations`` system, ``predict(X)`` is within 0.3% of the optimal one-step error
+    (``tests/test_kalman.py`` checks 1% on the oscillator). No user declaration is needed.
 
     Examples
     --------
