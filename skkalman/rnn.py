@@ -53,7 +53,7 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         from zero, as ``predict`` does).
     n_init : int, default=1
         Training runs from different random initializations; the one with the lowest
-        validation loss is kept (as in :class:`~sklearn.cluster.KMeans`). Use 3 or more
+        validation loss is kept (as in :class:`~sklearn.cluster.KMeans`); worth raising
         for ``tanh``/``relu``, which can settle in a poor local optimum.
     optimizer : {"adam", "adamw", "rmsprop", "sgd"} or torch optimizer class, default="adam"
     lr_schedule : {"cosine", "constant"}, default="cosine"
