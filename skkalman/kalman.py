@@ -282,11 +282,16 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         C = self._fixed_or(C, "C", fixed_scaled)
         # Noise guesses in the state's own units (a fixed C sets them): half the variance
         # of the state's steps, read off y by least squares.
-        y_filled = np.where(np.isnan(y), np.nanmean(y, axis=0), y)
-        S = np.linalg.lstsq(C, y_filled.T, rcond=None)[0].T
-        Q = 0.5 * np.atleast_2d(np.cov(np.diff(S, axis=0), rowvar=False))
+        y_mean = np.nanmean(y, axis=0)
+        states = [np.linalg.lstsq(C, np.where(np.isnan(y_k), y_mean, y_k).T, rcond=None)[0].T
+                  for _, y_k in sequences]
+        S = np.vstack(states)
+        steps = np.vstack([np.diff(S_k, axis=0) for S_k in states])
+        if steps.shape[0] == 0:  # sequences of one row: no steps to measure
+            steps = S - S.mean(axis=0)
+        Q = 0.5 * np.atleast_2d(np.cov(steps, rowvar=False, bias=True))
         Q = nearest_psd(Q, floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
-        P0 = nearest_psd(np.atleast_2d(np.cov(S, rowvar=False)),
+        P0 = nearest_psd(np.atleast_2d(np.cov(S, rowvar=False, bias=True)),
                          floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
         return StateSpaceParams(
             A=A, B=np.zeros((n_states, n_features)), C=C,

@@ -396,3 +396,17 @@ def test_failed_fit_leaves_no_fitted_attributes():
     with pytest.raises(ValueError):
         model.fit(X, y)
     assert not hasattr(model, "A_")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_em_sums_statistics_over_sequences():
+    # Two identical sequences double every sufficient statistic: the same EM path. (A
+    # random start: the subspace step picks its lag order from the amount of data.)
+    X, y, _ = _system(n_samples=120, random_state=6)
+    one = KalmanFilterRegressor(2, n_iter=8, init="random", random_state=0).fit(X, y)
+    two = KalmanFilterRegressor(2, n_iter=8, init="random", random_state=0).fit(
+        np.vstack([X, X]), np.vstack([y, y]), lengths=[120, 120])
+    for name in PARAMS:
+        np.testing.assert_allclose(getattr(two, f"{name}_"), getattr(one, f"{name}_"),
+                                   rtol=1e-5, atol=1e-8, err_msg=name)
+    np.testing.assert_allclose(two.log_likelihoods_, 2 * one.log_likelihoods_, rtol=1e-9)

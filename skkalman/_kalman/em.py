@@ -269,6 +269,8 @@ def m_step(stats, params, fixed, active_inputs):
 # --- Polishing: quasi-Newton on the exact log-likelihood ---------------------------------
 
 _COVARIANCES = ("Q", "R", "initial_state_covariance")
+# Log-likelihood gain (absolute) below which a polish iteration counts as no progress.
+_NEGLIGIBLE_GAIN = 1e-2
 
 
 def _expected_gradient(stats, params):
@@ -375,7 +377,9 @@ def polish(params, sequences, fixed, active_inputs, *, max_iter=30, tol=1e-7, ca
     EM's last iterations crawl when the likelihood is flat along some direction (a slow
     tail, typical of variance parameters); a quasi-Newton search started at EM's answer
     finishes in a few steps. Each evaluation is one filter + smoother pass, the gradient
-    coming from Fisher's identity. The search never returns a worse point than its start.
+    coming from Fisher's identity. The search never returns a worse point than its start,
+    and it stops when two iterations in a row gain less than 0.01 in log-likelihood without
+    the gains shrinking tenfold (a crawl along a flat ridge, not convergence).
 
     Parameters
     ----------
@@ -431,17 +435,29 @@ def polish(params, sequences, fixed, active_inputs, *, max_iter=30, tol=1e-7, ca
     start_ll = -objective(theta0)[0] * n_obs
     best = {"theta": theta0, "ll": start_ll, "n_iter": 0}
 
+    gains = []
+
     def step(intermediate_result):
         best["n_iter"] += 1
         ll = -intermediate_result.fun * n_obs
-        if ll > best["ll"]:
+        gain = ll - best["ll"]
+        if gain > 0:
             best["theta"], best["ll"] = intermediate_result.x.copy(), ll
             if callback is not None:
                 callback(ll)
+        gains.append(max(gain, 0.0))
+        # Gains too small to be evidence between two models (a likelihood ratio near 1) and
+        # not shrinking fast: the search crawls along a flat ridge (e.g. the directions of a
+        # change of state basis) instead of converging superlinearly. Stop there.
+        if (len(gains) >= 2 and gains[-2] < _NEGLIGIBLE_GAIN
+                and 0.1 * gains[-2] < gains[-1] < _NEGLIGIBLE_GAIN):
+            best["stalled"] = True
+            raise StopIteration
 
     with np.errstate(over="ignore", invalid="ignore"):
         result = optimize.minimize(
             objective, theta0, jac=True, method="L-BFGS-B", callback=step,
             options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10},
         )
-    return packing.unpack(best["theta"]), best["ll"], best["n_iter"], bool(result.success)
+    converged = bool(result.success) or best.get("stalled", False)
+    return packing.unpack(best["theta"]), best["ll"], best["n_iter"], converged
