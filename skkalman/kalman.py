@@ -236,7 +236,6 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.target_tags.single_output = False
         tags.target_tags.multi_output = True
         return tags
 
@@ -279,7 +278,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             C = np.zeros((n_targets, n_states))
             k = min(n_states, Vt.shape[0])
             C[:, :k] = Vt[:k].T * (s[:k] / np.sqrt(y0.shape[0]) + 1e-3)
-        C = self._fixed_or(C, "C", fixed_scaled)
+        C = fixed_scaled.get("C", C)
         # Noise guesses in the state's own units (a fixed C sets them): half the variance
         # of the state's steps, read off y by least squares.
         y_mean = np.nanmean(y, axis=0)
@@ -298,10 +297,6 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
             initial_state_mean=S[0], initial_state_covariance=P0,
         )
-
-    @staticmethod
-    def _fixed_or(value, name, fixed):
-        return fixed.get(name, value)
 
     def fit(self, X, y, lengths=None):
         """Fit the model by maximum likelihood (subspace start, EM, quasi-Newton polish).

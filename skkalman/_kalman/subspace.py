@@ -1,21 +1,27 @@
 """Subspace identification: a state-space estimate without iterations, to start EM.
 
-Canonical variate analysis (Larimore's CVA) in skkalman's input timing. For a row ``t``
-the *past* is ``z_t = (x_t, x_{t-1}, ..., x_{t-p+1}, y_{t-1}, ..., y_{t-p})`` (``x_t``
-already acts on ``s_t``) and the *future* is ``f_t = (y_{t+1}, ..., y_{t+f})``. The best
-linear prediction of the future from the past factors through the state,
-``E[f_t | z_t] = Γ A s_t`` with ``Γ = (C; C A; ...)``, so the ``n_states`` leading
-canonical directions between past and future give a state sequence ``ŝ_t`` (up to a
-change of basis). The matrices then follow by least squares in skkalman's timing:
-``(A, B)`` from ``ŝ_t ≈ A ŝ_{t-1} + B x_t``, ``(C, D)`` from ``y_t ≈ C ŝ_t + D x_t``, and
-``Q``, ``R`` from the residuals.
+Predictor-based subspace identification (PBSID, Chiuso 2007), with inputs:
 
-Only causal regressions are used (no future inputs), so the estimate stays consistent
-when the inputs are fed back from the outputs (``x_t = y_{t-1}``, the forecasting
-set-up); there the state is a function of past inputs, the state residual vanishes, and
-the model found is the Kalman predictor's own form (``Q ≈ 0``, the past entering through
-``B``). Every product is taken through the economy QR factorization of a block-Hankel
-matrix with ``2 (p + f)`` block columns, never through a full-size SVD.
+1. A high-order ARX regression ``y_t = D' x_t + sum_{j=1..p} Phi_j (x_{t-j}, y_{t-j}) + e_t``.
+   It is causal, so it stays consistent when the inputs are fed back from the outputs
+   (``x_t = y_{t-1}``, the forecasting set-up). Its coefficients are the Markov parameters
+   of the Kalman predictor, ``Phi_j = C Abar^{j-1} (Bbar, K)``.
+2. The past-to-future map of the predictor is the block Hankel matrix of the ``Phi_j``
+   (``f x p`` blocks, small); the dominant right singular directions of that map, weighted
+   by the past data through its economy QR factor, give the state sequence (up to a change
+   of basis). No full-size SVD and no future inputs are involved.
+3. ``(C, D')`` and the innovations ``e_t`` by regressing ``y_t`` on the state and ``x_t``;
+   ``(A, B')`` by regressing the next state on the state, ``x_t`` and ``e_t`` (the
+   scipy/nfoursid timing ``s_{t+1} = A s_t + B' u_t``), then skkalman's timing by least
+   squares: ``A B = B'``, ``D = D' - C B``.
+4. ``Q`` and ``R``: the innovations form has fully correlated noises; skkalman's model has
+   independent ones. Its own ``Q, R`` are found by matching the autocovariances of the
+   output not explained by the inputs (autocovariance least squares).
+
+When a regressor duplicates an input exactly (``y_{t-1}`` beside ``x_t = y_{t-1}``) the
+later copy, the output lag, is dropped: the past then enters through the inputs and the
+model found is the Kalman predictor's own form (``Q`` near zero, the gain in ``B``), the
+one whose ``predict(X)`` forecasts well.
 """
 
 import numpy as np
