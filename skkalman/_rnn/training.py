@@ -136,6 +136,8 @@ def fit_restarts(seeds, *, train, valid, module_params, y_scale, optimizer, lr, 
             max_epochs=max_epochs,
             batch_size=batch_size,
             iterator_train__shuffle=True,
+            # Validation needs no gradient: one batch of all windows is the cheapest pass.
+            iterator_valid__batch_size=max(len(judge[0]), 1),
             train_split=split,
             # The user's callbacks are copied: each restart (and each fit) starts afresh.
             callbacks=[*copy.deepcopy(callbacks or []), *copy.deepcopy(schedule),
