@@ -12,7 +12,8 @@ from skorch.helper import predefined_split
 
 from .module import ElmanRNN, MaskedMSELoss
 
-__all__ = ["Diverged", "StopOnDivergence", "fit_restarts", "local_seed", "small_model_threads",
+__all__ = ["Diverged", "StopOnDivergence", "WindowBatches", "fit_restarts", "local_seed",
+           "small_model_threads",
            "window_loss"]
 
 OPTIMIZERS = {
@@ -40,6 +41,30 @@ class StopOnDivergence(Callback):
         for name in ("train_loss", "valid_loss"):
             if name in row and not np.isfinite(row[name]):
                 raise Diverged(len(net.history), name)
+
+
+class WindowBatches:
+    """Batches of windows cut from the dataset's tensors by one index each.
+
+    Stands in for torch's ``DataLoader`` (skorch's ``iterator_train``/``iterator_valid``
+    accept any such class): the windows are already tensors, and indexing them batch by
+    batch avoids the loader's item-by-item collation, a large share of an epoch for
+    small networks. Shuffling draws from torch's global generator, as the loader does.
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, **_):
+        self.X, self.y = dataset.X, dataset.y
+        self.batch_size = batch_size if batch_size not in (None, -1) else len(self.X)
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return -(-len(self.X) // max(self.batch_size, 1))
+
+    def __iter__(self):
+        n = len(self.X)
+        order = torch.randperm(n) if self.shuffle else torch.arange(n)
+        for idx in order.split(max(self.batch_size, 1)):
+            yield self.X[idx], self.y[idx]
 
 
 @contextmanager
@@ -135,7 +160,9 @@ def fit_restarts(seeds, *, train, valid, module_params, y_scale, optimizer, lr, 
             lr=lr,
             max_epochs=max_epochs,
             batch_size=batch_size,
+            iterator_train=WindowBatches,
             iterator_train__shuffle=True,
+            iterator_valid=WindowBatches,
             # Validation needs no gradient: one batch of all windows is the cheapest pass.
             iterator_valid__batch_size=max(len(judge[0]), 1),
             train_split=split,
