@@ -64,13 +64,13 @@ def test_import_does_not_load_torch():
 
 def test_learns_and_beats_last_value(forecasting):
     X, y, lengths = forecasting
-    rnn = ElmanRNNRegressor(4, nonlinearity="linear", max_epochs=20, batch_size=4,
+    rnn = ElmanRNNRegressor(4, nonlinearity="linear", max_epochs=30, batch_size=4,
                             bptt=20, random_state=0).fit(X, y, lengths)
     losses = rnn.history_[:, "train_loss"]
     assert losses[-1] < 0.5 * losses[0]
     mse = np.mean((rnn.predict(X, lengths) - y) ** 2)
     # X_t = y_{t-1}: predicting the last value is the naive forecast to beat.
-    assert mse < 0.95 * np.mean((X - y) ** 2)
+    assert mse < 0.9 * np.mean((X - y) ** 2)
     assert rnn.score(X, y, lengths) > 0.4
 
 
