@@ -381,8 +381,11 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             return params, lls, len(lls) - 1, False
 
         def record(value):
-            lls.append(value + ll_offset)
-            self._report(len(lls) - 1, lls, stage="polish")
+            # (The polish starts from EM's answer re-parametrized, equal up to round-off:
+            # only iterates above EM's last value enter the history.)
+            if value + ll_offset > lls[-1]:
+                lls.append(value + ll_offset)
+                self._report(len(lls) - 1, lls, stage="polish")
 
         # The polish shares the iteration budget: n_iter caps EM and polish together.
         budget = min(self.n_iter - (len(lls) - 1), _MAX_POLISH_ITER)
