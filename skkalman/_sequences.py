@@ -174,7 +174,11 @@ def validate_sequences(
     ((5, 0), (5, 1), [slice(0, 3, None), slice(3, 5, None)])
     """
     if y_required and y is None:
-        raise ValueError(f"{type(estimator).__name__} needs y (the measurements); got None.")
+        # Worded as scikit-learn's own estimators word it (its common checks look for it).
+        raise ValueError(
+            f"{type(estimator).__name__} requires y to be passed, but the target y is None; "
+            "y holds the measurements."
+        )
     X = validate_data(
         estimator, X, reset=reset, dtype=np.float64, ensure_min_features=0,
         ensure_all_finite=True,

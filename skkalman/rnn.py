@@ -155,8 +155,6 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         # Not about time steps: the shared data convention (skkalman._sequences).
         "check_estimators_empty_data_messages": "X of shape (n_samples, 0) is valid: a "
         "model without inputs, as DESIGN's data convention allows.",
-        "check_requires_y_none": "skkalman._sequences words the y=None error in its own "
-        "way; the fix belongs there, not in one estimator.",
     }
 
     def __init__(

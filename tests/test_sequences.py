@@ -94,7 +94,7 @@ def test_y_rows_must_match_X():
 
 
 def test_y_required():
-    with pytest.raises(ValueError, match="needs y"):
+    with pytest.raises(ValueError, match="requires y to be passed"):
         validate_sequences(_Estimator(), np.zeros((4, 1)), None, reset=True, y_required=True)
 
 
