@@ -125,6 +125,23 @@ def e_step(params, sequences):
     -------
     stats : SufficientStatistics
     log_likelihood : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkalman._kalman import StateSpaceParams
+    >>> from skkalman._kalman.em import e_step, m_step
+    >>> params = StateSpaceParams(
+    ...     A=np.eye(1), B=np.zeros((1, 0)), C=np.eye(1), D=np.zeros((1, 0)),
+    ...     Q=np.eye(1), R=np.eye(1), initial_state_mean=np.zeros(1),
+    ...     initial_state_covariance=np.eye(1))
+    >>> y = np.array([[1.0], [np.nan], [2.0], [2.5]])
+    >>> stats, ll = e_step(params, [(np.zeros((4, 0)), y)])
+    >>> stats.n_transitions, stats.n_rows
+    (3, 4)
+    >>> new = m_step(stats, params, fixed={"A", "C"}, active_inputs=np.zeros(0, bool))
+    >>> bool(e_step(new, [(np.zeros((4, 0)), y)])[1] >= ll)
+    True
     """
     n, p, m = params.n_states, params.n_features, params.n_targets
     acc = dict(
@@ -228,6 +245,10 @@ def m_step(stats, params, fixed, active_inputs):
     Returns
     -------
     params : StateSpaceParams
+
+    Examples
+    --------
+    See :func:`e_step`.
     """
     s = stats
     free = {name: name not in fixed for name in PARAM_NAMES}
@@ -403,7 +424,25 @@ def polish(params, sequences, fixed, active_inputs, *, max_iter=30, tol=1e-7, ca
     log_likelihood : float
     n_iter : int
     converged : bool
-        Whether the search stopped at a stationary point (not at ``max_iter``).
+        Whether the search stopped at a stationary point or on a flat ridge (not at
+        ``max_iter``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkalman._kalman import StateSpaceParams
+    >>> from skkalman._kalman.em import log_likelihood, polish
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.cumsum(rng.standard_normal(50))[:, None] + rng.standard_normal((50, 1))
+    >>> params = StateSpaceParams(
+    ...     A=np.eye(1), B=np.zeros((1, 0)), C=np.eye(1), D=np.zeros((1, 0)),
+    ...     Q=np.eye(1) * 0.3, R=np.eye(1) * 3.0, initial_state_mean=y[0],
+    ...     initial_state_covariance=np.eye(1))
+    >>> fixed = {"A", "C", "initial_state_mean", "initial_state_covariance"}
+    >>> sequences = [(np.zeros((50, 0)), y)]
+    >>> better, ll, n_iter, converged = polish(params, sequences, fixed, np.zeros(0, bool))
+    >>> converged, bool(ll > log_likelihood(params, sequences))
+    (True, True)
     """
     free = [name for name in PARAM_NAMES if name not in fixed]
     if params.n_features == 0 or not np.any(active_inputs):

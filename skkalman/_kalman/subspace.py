@@ -153,6 +153,16 @@ def subspace_identification(sequences, n_states, active_inputs, n_past=None):
     -------
     params : StateSpaceParams or None
         None when the data hold too few complete rows for the requested order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skkalman.datasets import make_lds
+    >>> from skkalman._kalman.subspace import subspace_identification
+    >>> X, y, system = make_lds(system="oscillator", n_samples=2000, random_state=0)
+    >>> params = subspace_identification([(X, y[:, None])], 2, np.zeros(0, bool))
+    >>> np.round(np.sort(np.abs(np.linalg.eigvals(params.A))), 2)
+    array([0.95, 0.95])
     """
     n_features = sequences[0][0].shape[1]
     n_targets = sequences[0][1].shape[1]
