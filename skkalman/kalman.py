@@ -151,9 +151,13 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     R_ : ndarray of shape (n_targets, n_targets)
         Measurement noise covariance.
     initial_state_mean_ : ndarray of shape (n_states,)
-        Prior mean of the state at the first row of each sequence.
+        Prior mean of the state at the first row of each sequence. Learned by EM when
+        there are more training sequences than states; with fewer, their starts cannot
+        identify it (maximum likelihood would collapse the prior onto them, wrong for any
+        new sequence), so it is held at the mean of the starting estimate's states.
     initial_state_covariance_ : ndarray of shape (n_states, n_states)
-        Prior covariance of that state.
+        Prior covariance of that state; learned or held alike (held: the spread of the
+        starting estimate's states).
     log_likelihoods_ : ndarray of shape (n_iter_ + 1,)
         ``log p(y | X)`` at the start and after each EM iteration and each polishing step;
         never decreasing.
@@ -295,7 +299,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         return StateSpaceParams(
             A=A, B=np.zeros((n_states, n_features)), C=C,
             D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
-            initial_state_mean=S[0], initial_state_covariance=P0,
+            initial_state_mean=S.mean(axis=0), initial_state_covariance=P0,
         )
 
     def fit(self, X, y, lengths=None):
@@ -316,10 +320,6 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             The fitted model.
         """
         self._validate_params()
-        if y is None:
-            # scikit-learn's wording, which its common checks look for.
-            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
-                             "y is None.")
         data = validate_sequences(self, X, y, lengths, reset=True, y_required=True)
         n_features, n_targets = data.X.shape[1], data.y.shape[1]
         fixed = self._check_fixed(n_features, n_targets)
@@ -339,7 +339,13 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         params = self._initial_params(sequences, self.n_states, active, fixed_scaled)
         params = params.replace(**fixed_scaled)
 
-        params, lls, n_iter, converged = self._maximize(params, sequences, set(fixed), active,
+        held = set(fixed)
+        if data.n_sequences <= self.n_states:
+            # A few sequence starts cannot identify a prior over n_states dimensions: maximum
+            # likelihood collapses it onto the training starts, a prior that is wrong for
+            # every new sequence. It stays at the starting estimate's spread of the states.
+            held |= {"initial_state_mean", "initial_state_covariance"}
+        params, lls, n_iter, converged = self._maximize(params, sequences, held, active,
                                                         ll_offset, int(n_observed.sum()))
         params = _rescale(params, y_scale, x_scale, inverse=True).replace(**fixed)
         self._set_fitted(params, log_likelihoods=np.asarray(lls), n_iter=n_iter,

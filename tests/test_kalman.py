@@ -425,3 +425,17 @@ def test_any_fixed_subset_is_kept_and_em_stays_monotone(held, seed):
     for name, value in fixed.items():
         assert np.array_equal(getattr(model, f"{name}_"), value), name
     assert np.all(np.diff(model.log_likelihoods_) >= 0.0)
+
+
+def test_one_training_sequence_leaves_a_prior_fit_for_new_sequences():
+    # Maximum likelihood over one sequence would shrink the prior onto that sequence's
+    # first state; a new sequence starting elsewhere would then be predicted badly at first.
+    X, y, system = make_lds(system="two_rotations", n_inputs=2, process_noise=0.01,
+                            n_samples=4000, lengths=[3000, 1000], random_state=0)
+    model = KalmanFilterRegressor(n_states=4, random_state=0).fit(X[:3000], y[:3000])
+    oracle = KalmanFilterRegressor.from_params(**system.params)
+    head = slice(0, 60)  # the rows where the prior still matters
+    model_mse = np.mean((y[3000:][head] - model.predict(X[3000:])[head]) ** 2)
+    oracle_mse = np.mean((y[3000:][head] - oracle.predict(X[3000:])[head]) ** 2)
+    assert model_mse < 1.15 * oracle_mse
+    assert np.linalg.eigvalsh(model.initial_state_covariance_).max() > 0.1
