@@ -11,7 +11,11 @@ from sklearn.utils import check_random_state
 
 from ._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from ._kalman.em import PARAM_NAMES, e_step, m_step, polish
-from ._kalman.subspace import subspace_identification
+from ._kalman.subspace import (
+    lagged_target_columns,
+    predictor_identification,
+    subspace_identification,
+)
 from ._linalg import nearest_psd
 from ._sequences import restore_y_shape, validate_sequences
 from ._sklearn_compat import Interval, StrOptions, check_is_fitted
@@ -189,13 +193,15 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     As a forecasting baseline (``X_t = y_{t-1}``, see
     :func:`skkalman.datasets.lagged_targets`) the likelihood cannot tell a model that
     carries the past through ``B`` (with ``Q`` near zero: the Kalman predictor's own form)
-    from one that carries it through the filter (``B`` near zero). The subspace start is
-    built from causal regressions in which a regressor duplicated by an input (``y_{t-1}``
-    beside ``x_t = y_{t-1}``) is dropped in favour of the input, so the start is the
-    predictor form: the state is a function of past inputs, with a small ``Q``. EM and the
-    polish then move along the likelihood's flat direction only slightly: on the
-    ``two_rotations`` system, ``predict(X)`` is within 0.3% of the optimal one-step error
-    (``tests/test_kalman.py`` checks 1% on the oscillator). No user declaration is needed.
+    from one that carries it through the filter (``B`` near zero), nor from one that
+    carries it through a near-direct path (a large ``D`` cancelled by the state), which
+    forecasts well inside a sequence but badly at a new one's start. So when every
+    target's previous value is an input (detected exactly, up to a change of units), the
+    subspace start is the steady-state Kalman predictor of a subspace fit of ``y``:
+    ``A (I - K C)``, ``B = A K`` on the lag columns, ``D = 0`` there, ``R`` the innovation
+    covariance, a small ``Q``; EM and the polish refine it. ``predict(X)`` is then the
+    one-step forecast, within 1% of the optimum from the first row of a new sequence
+    (``tests/test_kalman.py``). No user declaration is needed.
 
     Examples
     --------
@@ -262,7 +268,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         n_targets = sequences[0][1].shape[1]
         basis_given = "A" in fixed_scaled or "C" in fixed_scaled
         if self.init == "subspace" and not basis_given:
-            params = subspace_identification(sequences, n_states, active)
+            lagged = lagged_target_columns(sequences)
+            params = None
+            if len(lagged) == n_targets:
+                params = predictor_identification(sequences, n_states, active, lagged)
+            if params is None:
+                params = subspace_identification(sequences, n_states, active)
             if params is not None:
                 return params
         y = np.vstack([y for _, y in sequences])

@@ -254,6 +254,41 @@ def test_predict_is_a_good_forecaster_with_lagged_targets():
     assert mse / best < 1.01
 
 
+@pytest.mark.slow
+def test_forecaster_is_good_from_the_first_row_of_a_new_sequence():
+    # A model that carries the past through a near-direct path (a large D cancelled by
+    # the state) forecasts well inside a sequence but badly at a new one's start: the
+    # predictor start avoids it, so the held-out sequence is good from its first row.
+    n = 10_000
+    _, y_raw, system = make_lds(system="two_rotations", n_samples=n + 2002,
+                                lengths=[n + 1, 2001], random_state=0)
+    X, y, lengths = lagged_targets(y_raw, system.lengths)
+    model = KalmanFilterRegressor(4, random_state=0).fit(X[:n], y[:n])
+    optimal = KalmanFilterRegressor.from_params(**system.params).forecast(
+        np.zeros((2001, 0)), y_raw[n + 1:])[1:]
+    prediction = model.predict(X[n:])
+    assert np.mean((prediction - y[n:]) ** 2) / np.mean((optimal - y[n:]) ** 2) < 1.01
+    first = slice(0, 20)
+    assert (np.mean((prediction[first] - y[n:][first]) ** 2)
+            < 1.5 * np.mean((optimal[first] - y[n:][first]) ** 2))
+    assert np.abs(model.D_).max() < 0.5
+
+
+def test_lagged_target_columns_are_detected_exactly():
+    from skkalman._kalman.subspace import lagged_target_columns
+
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((50, 2))
+    X = np.column_stack([rng.standard_normal(50), np.r_[0.0, 4.0 * y[:-1, 1]],
+                         np.r_[0.0, y[:-1, 0]], np.zeros(50)])
+    found = lagged_target_columns([(X, y)])
+    assert found == {0: (2, 1.0), 1: (1, 4.0)}
+    # A copy two steps back, a nearly equal column or a zero column is no lag-1 copy.
+    X2 = np.column_stack([np.r_[0.0, 0.0, y[:-2, 0]], np.r_[0.0, y[:-1, 1] + 1e-12],
+                          np.zeros(50)])
+    assert lagged_target_columns([(X2, y)]) == {}
+
+
 # --- from_params, outputs ------------------------------------------------------------------
 
 

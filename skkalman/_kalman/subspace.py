@@ -258,3 +258,87 @@ def subspace_identification(sequences, n_states, active_inputs, n_past=None):
     P0 = nearest_psd(_covariance(states - m0) + Q, floor=1e-8)
     return StateSpaceParams(A=A, B=B, C=C, D=D, Q=Q, R=R, initial_state_mean=m0,
                             initial_state_covariance=P0)
+
+
+def lagged_target_columns(sequences):
+    """Input columns that repeat a target one step back (the forecasting set-up).
+
+    Returns a dict ``{k: (j, c)}``: column ``j`` of ``X`` at row ``t`` equals ``c`` times
+    target ``k`` at row ``t - 1`` in every sequence (``c`` absorbs a change of units).
+    Targets without such a column are absent.
+    """
+    n_features = sequences[0][0].shape[1]
+    n_targets = sequences[0][1].shape[1]
+    found = {}
+    for k in range(n_targets):
+        for j in range(n_features):
+            if j in {col for col, _ in found.values()}:
+                continue
+            ratios, matches = [], True
+            for X, y in sequences:
+                prev, now = y[:-1, k], X[1:, j]
+                seen = ~np.isnan(prev)
+                if not seen.any():
+                    continue
+                nonzero = seen & (prev != 0)
+                if nonzero.any():
+                    i = np.flatnonzero(nonzero)[0]
+                    ratios.append(now[i] / prev[i])
+                c = ratios[0] if ratios else 1.0
+                if not np.array_equal(now[seen], c * prev[seen]):
+                    matches = False
+                    break
+            # (A zero column repeats every target times zero: it is no copy.)
+            if (matches and ratios and ratios[0] != 0 and np.isfinite(ratios[0])
+                    and np.all(np.asarray(ratios) == ratios[0])):
+                found[k] = (j, ratios[0])
+                break
+    return found
+
+
+def predictor_identification(sequences, n_states, active_inputs, lagged):
+    """Start for the forecasting set-up: the Kalman predictor of a subspace fit of ``y``.
+
+    When every target's previous value is an input (``lagged``, from
+    :func:`lagged_target_columns`), the model that makes ``predict(X)`` the optimal
+    one-step forecast is the steady-state Kalman predictor, in skkalman's timing
+    ``z_t = A (I - K C) z_{t-1} + A K y_{t-1}``, ``y_t = C z_t + e_t`` with ``Cov(e_t)``
+    the innovation covariance. It is built from a subspace fit of the measurements on the
+    other (exogenous) inputs, with ``K`` from the discrete algebraic Riccati equation.
+    Without this, the likelihood cannot tell the predictor from models that carry the
+    past through a near-direct path, whose ``predict`` fails at sequence starts.
+
+    Returns
+    -------
+    params : StateSpaceParams or None
+        None when the subspace fit or the Riccati equation fails.
+    """
+    lag_columns = [j for j, _ in lagged.values()]
+    exogenous = np.asarray(active_inputs, dtype=bool).copy()
+    exogenous[lag_columns] = False
+    base = subspace_identification(sequences, n_states, exogenous)
+    if base is None:
+        return None
+    A, C, Q, R = base.A, base.C, base.Q, base.R
+    try:
+        P = linalg.solve_discrete_are(A.T, C.T, Q, R)
+        S = symmetrize(C @ P @ C.T + R)
+        K = linalg.solve(S, C @ P, assume_a="pos").T
+    except (linalg.LinAlgError, ValueError):
+        return None
+    if not np.all(np.isfinite(K)):
+        return None
+    A_p = A @ (np.eye(A.shape[0]) - K @ C)
+    B = base.B.copy()
+    D = base.D.copy()
+    for k, (j, c) in lagged.items():
+        B[:, j] = (A @ K)[:, k] / c
+        D[:, j] = 0.0
+    drive = (A @ K) @ S @ (A @ K).T
+    # The predictor's state is a function of the inputs (Q = 0); EM needs a variance to
+    # start from, so a small one.
+    Q_p = nearest_psd(1e-3 * drive, floor=1e-6 * max(np.trace(drive) / A.shape[0], 1e-12))
+    P0 = nearest_psd(linalg.solve_discrete_lyapunov(A_p, drive) + Q_p, floor=1e-8)
+    return StateSpaceParams(A=A_p, B=B, C=C, D=D, Q=Q_p, R=S,
+                            initial_state_mean=np.zeros(A.shape[0]),
+                            initial_state_covariance=P0)
