@@ -50,7 +50,8 @@ def _parser():
     parser.add_argument("--n-test", type=_positive_int(10), default=None,
                         help="held-out time steps (default: 2000, or 300 with --quick)")
     parser.add_argument("--hidden-size", type=_positive_int(1), default=None,
-                        help="RNN hidden units (default: the system's number of states)")
+                        help="RNN hidden units (default: twice the system's number of states; "
+                             "the recovered dynamics keep that number of states)")
     parser.add_argument("--seed", type=_positive_int(0), default=0,
                         help="seed for the data and every model; the same seed gives the "
                              "same numbers (default: %(default)s)")
