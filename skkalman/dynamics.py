@@ -86,26 +86,28 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     ----------
     estimator_ : estimator instance
         The fitted clone of ``estimator`` (a copy of it when ``prefit=True``).
-    A_ : ndarray of shape (n_states_, n_states_)
+    A_ : ndarray of shape (n_states, n_states)
         The effective transition matrix, in the model's coordinates (balanced coordinates
-        when ``order`` is set).
-    B_ : ndarray of shape (n_states_, n_inputs_)
+        when ``order`` is set). In these attributes ``n_states`` is the effective
+        system's: the model's, plus ``n_targets`` for a closed loop with a direct path, or
+        ``order``; ``n_inputs`` is the number of inputs that drive it.
+    B_ : ndarray of shape (n_states, n_inputs)
         The effective input map. Without feedback: the model's ``B``. With feedback: the
         closed loop is driven by the innovations of the fed-back targets (the part of
         ``X[t, feedback_columns]`` the model did not predict at ``t - 1``), then by the
         remaining, exogenous columns of ``X`` in their order.
-    C_ : ndarray of shape (n_targets, n_states_)
+    C_ : ndarray of shape (n_targets, n_states)
         The effective output map.
-    D_ : ndarray of shape (n_targets, n_inputs_)
+    D_ : ndarray of shape (n_targets, n_inputs)
         The effective direct path (zero for a closed loop).
-    eigenvalues_ : ndarray of complex, shape (n_states_,)
+    eigenvalues_ : ndarray of complex, shape (n_states,)
         Eigenvalues of ``A_``, sorted by modulus, descending; a conjugate pair is adjacent,
         positive imaginary part first.
-    A_canonical_ : ndarray of shape (n_states_, n_states_)
+    A_canonical_ : ndarray of shape (n_states, n_states)
         Real modal form of ``A_``: block-diagonal in the order of ``eigenvalues_``, ``[[l]]``
         for a real eigenvalue ``l``, ``[[a, -b], [b, a]]`` (``b > 0``) for a pair
         ``a +- ib``. Identical for similar matrices.
-    canonical_basis_ : ndarray of shape (n_states_, n_states_)
+    canonical_basis_ : ndarray of shape (n_states, n_states)
         Columns: the canonical coordinates' directions in the coordinates of ``A_``, so that
         ``A_ @ canonical_basis_ == canonical_basis_ @ A_canonical_``. Each mode's scale and
         (for a pair) rotation is fixed by its output direction: the columns of
@@ -123,7 +125,7 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         with no columns) has only zeros here, and ``order`` cannot reduce it.
     n_features_in_ : int
         Number of features seen by ``estimator_`` during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during fit, when ``X`` had string column names.
 
     See Also
@@ -324,7 +326,7 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
 
         Returns
         -------
-        states : ndarray of shape (n_samples, n_states_)
+        states : ndarray of shape (n_samples, n_states)
         """
         check_is_fitted(self)
         data = validate_sequences(self, X, lengths=lengths, reset=False)
@@ -342,7 +344,7 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
 
         Returns
         -------
-        states : ndarray of shape (n_samples, n_states_)
+        states : ndarray of shape (n_samples, n_states)
         """
         return self.fit(X, y, lengths=lengths).transform(X, lengths=lengths)
 

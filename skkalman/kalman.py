@@ -144,11 +144,11 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     ----------
     A_ : ndarray of shape (n_states, n_states)
         Transition matrix.
-    B_ : ndarray of shape (n_states, n_features_in_)
+    B_ : ndarray of shape (n_states, n_features)
         Input matrix (zero for inputs that never vary).
     C_ : ndarray of shape (n_targets, n_states)
         Measurement matrix.
-    D_ : ndarray of shape (n_targets, n_features_in_)
+    D_ : ndarray of shape (n_targets, n_features)
         Feed-through matrix.
     Q_ : ndarray of shape (n_states, n_states)
         Process noise covariance.
@@ -162,7 +162,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     initial_state_covariance_ : ndarray of shape (n_states, n_states)
         Prior covariance of that state; learned or held alike (held: the spread of the
         starting estimate's states).
-    log_likelihoods_ : ndarray of shape (n_iter_ + 1,)
+    log_likelihoods_ : ndarray of shape (n_iter + 1,)
         ``log p(y | X)`` at the start and after each EM iteration and each polishing step;
         never decreasing.
     n_iter_ : int
@@ -171,7 +171,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         Whether EM reached ``tol`` (then polished) before ``n_iter`` ran out.
     n_features_in_ : int
         Number of input columns seen in ``fit``.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Input names, when ``X`` had string column names.
 
     See Also

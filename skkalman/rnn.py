@@ -85,14 +85,14 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     history_ : skorch.History
         ``net_.history``: losses (on standardized targets) and timings per epoch.
     W_hh_ : ndarray of shape (hidden_size, hidden_size)
-    W_xh_ : ndarray of shape (hidden_size, n_features_in_)
+    W_xh_ : ndarray of shape (hidden_size, n_features)
     b_h_ : ndarray of shape (hidden_size,)
     W_hy_ : ndarray of shape (n_targets, hidden_size)
     b_y_ : ndarray of shape (n_targets,)
     loss_ : float
         Validation loss of the kept restart (training loss when nothing is held out).
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Defined only when ``X`` has string column names.
 
     See Also
