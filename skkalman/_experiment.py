@@ -226,12 +226,19 @@ def _format_eigenvalue(pair):
     return f"{re:.3f}{im:+.3f}i" if abs(im) > 5e-4 else f"{re:.3f}"
 
 
-def plot_eigenvalues(report, path):
-    """Eigenvalues of the truth and every model on the complex plane, per set-up."""
+def _pyplot():
+    """pyplot on the file-only Agg backend: the plots are written, never shown."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_eigenvalues(report, path):
+    """Eigenvalues of the truth and every model on the complex plane, per set-up."""
+    plt = _pyplot()
 
     setups = list(report["setups"])
     fig, axes = plt.subplots(1, len(setups), figsize=(5.5 * len(setups), 5.2))
@@ -264,10 +271,7 @@ def plot_eigenvalues(report, path):
 
 def plot_forecasts(traces, path, n_steps=150):
     """Held-out data against each model's one-step predictions (first output)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     setups = list(traces)
     fig, axes = plt.subplots(len(setups), 1, figsize=(11, 3.4 * len(setups)), squeeze=False)
