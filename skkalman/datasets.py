@@ -16,9 +16,10 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils import Bunch, check_random_state
 
+from ._kalman.simulate import gaussian_draws, simulate_states
 from ._sequences import check_lengths
 
-__all__ = ["SYSTEMS", "lagged_targets", "make_lds"]
+__all__ = ["RANDOM_SYSTEM_RANGES", "SYSTEMS", "lagged_targets", "make_lds"]
 
 
 def _rotation(modulus, angle):
@@ -84,6 +85,34 @@ def _random_eigenvalues(n_states, rng):
     return np.array(values, dtype=complex)
 
 
+RANDOM_SYSTEM_RANGES = {
+    "n_states": (1, 6),
+    "n_outputs": (1, 3),
+    "n_inputs": (0, 2),
+    "distance_to_unit_circle": (0.01, 0.7),
+    "noise_ratio": (1e-3, 1e2),
+    "measurement_noise": 0.1,
+}
+"""Ranges of the ``system="random"`` distribution (see :func:`make_lds`, Notes)."""
+
+
+def _log_uniform(rng, low, high, size=None):
+    return np.exp(rng.uniform(np.log(low), np.log(high), size=size))
+
+
+def _random_system_spectrum(n_states, rng):
+    """Eigenvalues for ``system="random"``: moduli near the unit circle, complex pairs."""
+    values = []
+    while len(values) < n_states:
+        modulus = 1.0 - _log_uniform(rng, *RANDOM_SYSTEM_RANGES["distance_to_unit_circle"])
+        if n_states - len(values) >= 2 and rng.random() < 0.5:
+            pair = modulus * np.exp(1j * rng.uniform(0.05, np.pi - 0.05))
+            values += [pair, np.conj(pair)]
+        else:
+            values.append(modulus if rng.random() < 0.75 else -modulus)
+    return np.array(values, dtype=complex)
+
+
 def _noise_matrix(value, n, name):
     if isinstance(value, numbers.Real):
         if not np.isfinite(value) or value < 0:
@@ -98,32 +127,30 @@ def _noise_matrix(value, n, name):
     return 0.5 * (M + M.T)
 
 
-def _gaussian(rng, cov, size):
-    """Draws from N(0, cov) that work for singular (PSD) covariances too."""
-    w, V = np.linalg.eigh(cov)
-    root = V * np.sqrt(np.clip(w, 0.0, None))
-    return rng.standard_normal((size, cov.shape[0])) @ root.T
-
-
 def make_lds(
-    n_states=None, n_inputs=0, n_outputs=None, n_samples=1000, *, lengths=None,
-    eigenvalues=None, system=None, process_noise=0.1, measurement_noise=0.1,
-    input_scale=1.0, direct_feedthrough=False, random_state=None,
+    n_states=None, n_inputs=None, n_outputs=None, n_samples=1000, *, lengths=None,
+    eigenvalues=None, system=None, process_noise=None, measurement_noise=None,
+    input_scale=1.0, direct_feedthrough=None, random_state=None,
 ):
     """Sample inputs, measurements and states from a linear-Gaussian state-space system.
 
-    The system is one of the embedded :data:`SYSTEMS` (``system="two_rotations"``) or a
-    random stable one (``eigenvalues`` sets its spectrum). Inputs are white Gaussian
-    noise; each sequence starts from the stationary distribution of the state.
+    The system is one of the embedded :data:`SYSTEMS` (``system="two_rotations"``), a
+    random stable one drawn from a documented distribution (``system="random"``), or,
+    with ``system=None``, a random stable one of the given sizes (``eigenvalues`` sets its
+    spectrum). Inputs are white Gaussian noise; each sequence starts from the stationary
+    distribution of the state.
 
     Parameters
     ----------
     n_states : int, default=None
-        State dimension of a random system (2 when None). Fixed by a named ``system``.
-    n_inputs : int, default=0
-        Number of input columns in ``X``; 0 gives ``X`` of shape ``(n_samples, 0)``.
+        State dimension of a random system (2 when None and ``system=None``; drawn when
+        ``system="random"``). Fixed by a named ``system``.
+    n_inputs : int, default=None
+        Number of input columns in ``X`` (0 when None, drawn when ``system="random"``);
+        0 gives ``X`` of shape ``(n_samples, 0)``.
     n_outputs : int, default=None
-        Number of measured outputs of a random system (1 when None).
+        Number of measured outputs of a random system (1 when None and ``system=None``;
+        drawn when ``system="random"``).
     n_samples : int, default=1000
         Total number of time steps over all sequences.
     lengths : array-like of int, default=None
@@ -131,13 +158,15 @@ def make_lds(
     eigenvalues : array-like of complex, default=None
         Eigenvalues of ``A`` for a random system (complex ones in conjugate pairs).
     system : str, default=None
-        Name of an embedded system, one of :data:`SYSTEMS`.
-    process_noise, measurement_noise : float or ndarray, default=0.1
-        ``Q`` and ``R``: a variance (times the identity) or a full covariance matrix.
+        ``"random"`` or the name of an embedded system, one of :data:`SYSTEMS`.
+    process_noise, measurement_noise : float or ndarray, default=None
+        ``Q`` and ``R``: a variance (times the identity) or a full covariance matrix; 0.1
+        when None, except that ``system="random"`` draws the process noise.
     input_scale : float, default=1.0
         Standard deviation of the white-noise inputs.
-    direct_feedthrough : bool, default=False
-        Whether the inputs reach the outputs directly (a non-zero ``D``).
+    direct_feedthrough : bool, default=None
+        Whether the inputs reach the outputs directly (a non-zero ``D``). False when None,
+        drawn (probability 1/2) when ``system="random"``.
     random_state : int, RandomState instance or None, default=None
         Seeds the random system (if any) and every draw.
 
@@ -150,8 +179,22 @@ def make_lds(
     system : :class:`~sklearn.utils.Bunch`
         The truth: ``A, B, C, D, Q, R, initial_state_mean, initial_state_covariance``,
         ``states`` of shape ``(n_samples, n_states)``, ``eigenvalues``, ``lengths``,
-        ``name``, and ``params`` (a dict of the eight matrices, ready for
+        ``name``, ``description``, and ``params`` (a dict of the eight matrices, ready for
         ``KalmanFilterRegressor.from_params(**system.params)``).
+
+    Notes
+    -----
+    ``system="random"`` draws, for every size not given: ``n_states`` uniformly in 1..6,
+    ``n_outputs`` in 1..3, ``n_inputs`` in 0..2 (the ranges are in
+    :data:`RANDOM_SYSTEM_RANGES`). The spectrum is built mode by mode: each mode's
+    distance ``1 - |lambda|`` to the unit circle is log-uniform in [0.01, 0.7] (moduli
+    0.3 to 0.99, slow modes as common as fast ones); with probability 1/2 (while two
+    states remain) the mode is a complex pair with angle uniform in [0.05, pi - 0.05],
+    otherwise a real eigenvalue, negative with probability 1/4. ``A`` is that modal
+    matrix in a random orthonormal basis; ``C`` has i.i.d. ``N(0, 1/n_states)`` entries,
+    ``B`` and ``D`` ``N(0, 1/n_inputs)``, ``D`` non-zero with probability 1/2.
+    ``R = 0.1 I`` and ``Q = 0.1 rho I``, with the process-to-measurement noise ratio
+    ``rho`` log-uniform in [1e-3, 1e2]. Every draw comes from ``random_state``.
 
     Examples
     --------
@@ -161,19 +204,44 @@ def make_lds(
     >>> X, y, system = make_lds(n_states=3, n_inputs=2, n_samples=100, random_state=0)
     >>> X.shape, y.shape, system.B.shape
     ((100, 2), (100,), (3, 2))
+    >>> X, y, system = make_lds(system="random", n_samples=100, random_state=4)
+    >>> system.name, bool(max(abs(system.eigenvalues)) < 1)
+    ('random', True)
     """
     rng = check_random_state(random_state)
     if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
         raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-    if not isinstance(n_inputs, numbers.Integral) or n_inputs < 0:
-        raise ValueError(f"n_inputs must be a non-negative integer, got {n_inputs!r}.")
     if not np.isfinite(input_scale) or input_scale < 0:
         raise ValueError(f"input_scale must be a non-negative number, got {input_scale}.")
     lengths = check_lengths(lengths, n_samples)
 
-    if system is not None:
+    drawn = system == "random"
+    if drawn:
+        ranges = RANDOM_SYSTEM_RANGES
+        if n_states is None:
+            n_states = int(rng.randint(ranges["n_states"][0], ranges["n_states"][1] + 1))
+        if n_outputs is None:
+            n_outputs = int(rng.randint(ranges["n_outputs"][0], ranges["n_outputs"][1] + 1))
+        if n_inputs is None:
+            n_inputs = int(rng.randint(ranges["n_inputs"][0], ranges["n_inputs"][1] + 1))
+        if direct_feedthrough is None:
+            direct_feedthrough = bool(rng.random() < 0.5)
+        if measurement_noise is None:
+            measurement_noise = ranges["measurement_noise"]
+        ratio = _log_uniform(rng, *ranges["noise_ratio"])
+        if process_noise is None:
+            process_noise = float(ratio * ranges["measurement_noise"])
+    n_inputs = 0 if n_inputs is None else n_inputs
+    direct_feedthrough = bool(direct_feedthrough)
+    process_noise = 0.1 if process_noise is None else process_noise
+    measurement_noise = 0.1 if measurement_noise is None else measurement_noise
+    if not isinstance(n_inputs, numbers.Integral) or n_inputs < 0:
+        raise ValueError(f"n_inputs must be a non-negative integer, got {n_inputs!r}.")
+
+    if system is not None and not drawn:
         if system not in _SYSTEMS:
-            raise ValueError(f"unknown system {system!r}; choose one of {SYSTEMS}.")
+            raise ValueError(f"unknown system {system!r}; choose 'random' or one of "
+                             f"{SYSTEMS}.")
         if eigenvalues is not None:
             raise ValueError("give either system or eigenvalues, not both.")
         spec = _SYSTEMS[system]
@@ -194,7 +262,8 @@ def make_lds(
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{pname} must be a positive integer, got {value!r}.")
         if eigenvalues is None:
-            eigenvalues = _random_eigenvalues(n_states, rng)
+            eigenvalues = (_random_system_spectrum(n_states, rng) if drawn
+                           else _random_eigenvalues(n_states, rng))
         eigenvalues = np.asarray(eigenvalues, dtype=complex).ravel()
         if eigenvalues.size != n_states:
             raise ValueError(f"eigenvalues has {eigenvalues.size} entries but n_states is "
@@ -221,24 +290,30 @@ def make_lds(
     m0 = np.zeros(n_states)
 
     X = input_scale * rng.standard_normal((n_samples, n_inputs))
-    W = _gaussian(rng, Q, n_samples)
-    V = _gaussian(rng, R, n_samples)
+    W = gaussian_draws(rng, Q, n_samples)
+    V = gaussian_draws(rng, R, n_samples)
     S = np.empty((n_samples, n_states))
     start = 0
+    U_in = X @ B.T + W
     for n in lengths:
-        S[start] = m0 + _gaussian(rng, P0, 1)[0]
-        for t in range(start + 1, start + n):
-            S[t] = A @ S[t - 1] + B @ X[t] + W[t]
+        first_state = m0 + gaussian_draws(rng, P0, 1)[0]
+        S[start:start + n] = simulate_states(A, first_state, U_in[start:start + n])
         start += n
     Y = S @ C.T + X @ D.T + V
     y = Y[:, 0] if n_outputs == 1 else Y
 
     params = dict(zip(_PARAM_NAMES, (A, B, C, D, Q, R, m0, P0), strict=True))
+    if name in _SYSTEMS:
+        description = _SYSTEMS[name]["description"]
+    else:
+        description = (f"random stable system with {n_states} states, {n_outputs} outputs, "
+                       f"{n_inputs} inputs, eigenvalue moduli "
+                       f"{np.round(np.sort(np.abs(np.linalg.eigvals(A)))[::-1], 3).tolist()}, "
+                       f"process/measurement noise {np.trace(Q) / n_states:.3g}/"
+                       f"{np.trace(R) / n_outputs:.3g}")
     system_bunch = Bunch(
         **params, params=params, states=S, eigenvalues=np.linalg.eigvals(A),
-        lengths=lengths, name=name,
-        description=_SYSTEMS[name]["description"] if name in _SYSTEMS else
-        f"random stable system with {n_states} states",
+        lengths=lengths, name=name, description=description,
     )
     return X, y, system_bunch
 

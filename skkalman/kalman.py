@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 
 from ._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from ._kalman.em import PARAM_NAMES, e_step, m_step, polish
+from ._kalman.simulate import gaussian_draws, simulate_states
 from ._kalman.subspace import (
     lagged_target_columns,
     predictor_identification,
@@ -96,12 +97,6 @@ def _in_slow_tail(gains, n_recent=3, ratio=0.7):
         return False
     recent = np.asarray(gains[-n_recent - 1:])
     return bool(np.all(recent[1:] > ratio * recent[:-1]))
-
-
-def _gaussian_draws(rng, cov, size):
-    """Draws from N(0, cov), singular (PSD) covariances included."""
-    w, V = np.linalg.eigh(cov)
-    return rng.standard_normal((size, cov.shape[0])) @ (V * np.sqrt(np.clip(w, 0.0, None))).T
 
 
 class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
@@ -636,16 +631,14 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = self._validate(X, lengths=lengths)
         rng = check_random_state(random_state)
         n_samples = data.X.shape[0]
-        W = _gaussian_draws(rng, self.Q_, n_samples)
-        V = _gaussian_draws(rng, self.R_, n_samples)
-        Bx = data.X @ self.B_.T
+        W = gaussian_draws(rng, self.Q_, n_samples)
+        V = gaussian_draws(rng, self.R_, n_samples)
+        U = data.X @ self.B_.T + W
         states = np.empty((n_samples, self.A_.shape[0]))
         for s in data.slices:
-            first = s.start
-            states[first] = (self.initial_state_mean_
-                             + _gaussian_draws(rng, self.initial_state_covariance_, 1)[0])
-            for t in range(first + 1, s.stop):
-                states[t] = self.A_ @ states[t - 1] + Bx[t] + W[t]
+            first_state = (self.initial_state_mean_
+                           + gaussian_draws(rng, self.initial_state_covariance_, 1)[0])
+            states[s] = simulate_states(self.A_, first_state, U[s])
         y = states @ self.C_.T + data.X @ self.D_.T + V
         return restore_y_shape(y, self._y_ndim), states
 

@@ -128,3 +128,39 @@ def test_lagged_targets_rejects_nan_and_short_sequences():
         lagged_targets(np.array([1.0, np.nan, 2.0]))
     with pytest.raises(ValueError, match="sequence 1 has n_samples = 1 rows but at least 2"):
         lagged_targets(np.arange(4.0), lengths=[3, 1])
+
+
+def test_random_systems_follow_the_documented_distribution():
+    from skkalman.datasets import RANDOM_SYSTEM_RANGES as ranges
+
+    sizes, ratios, complex_modes, moduli = set(), [], 0, []
+    for seed in range(60):
+        X, y, s = make_lds(system="random", n_samples=30, random_state=seed)
+        n, m, p = s.A.shape[0], s.C.shape[0], s.B.shape[1]
+        assert ranges["n_states"][0] <= n <= ranges["n_states"][1]
+        assert ranges["n_outputs"][0] <= m <= ranges["n_outputs"][1]
+        assert ranges["n_inputs"][0] <= p <= ranges["n_inputs"][1]
+        assert X.shape == (30, p) and y.reshape(30, -1).shape == (30, m)
+        modulus = np.abs(s.eigenvalues)
+        assert np.all(modulus <= 0.99 + 1e-9) and np.all(modulus >= 0.3 - 1e-9)
+        moduli += modulus.tolist()
+        complex_modes += int(np.sum(np.abs(s.eigenvalues.imag) > 1e-9))
+        np.testing.assert_array_equal(s.R, 0.1 * np.eye(m))
+        ratios.append(s.Q[0, 0] / s.R[0, 0])
+        sizes.add((n, m, p))
+    assert min(ratios) >= 1e-3 and max(ratios) <= 1e2
+    assert min(ratios) < 1e-2 and max(ratios) > 10  # the whole range is visited
+    assert complex_modes > 0 and max(moduli) > 0.95
+    assert len(sizes) > 15
+
+
+def test_random_system_keeps_given_sizes_and_is_deterministic():
+    X, y, s = make_lds(system="random", n_states=3, n_outputs=2, n_inputs=1,
+                       n_samples=50, random_state=7)
+    assert s.A.shape == (3, 3) and y.shape == (50, 2) and X.shape == (50, 1)
+    X2, y2, s2 = make_lds(system="random", n_states=3, n_outputs=2, n_inputs=1,
+                          n_samples=50, random_state=7)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(s.A, s2.A)
+    _, _, other = make_lds(system="random", n_states=3, n_samples=50, random_state=8)
+    assert not np.allclose(other.A, s.A)

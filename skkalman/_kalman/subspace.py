@@ -30,6 +30,7 @@ from scipy import linalg
 
 from .._linalg import nearest_psd, symmetrize
 from .params import StateSpaceParams
+from .simulate import simulate_states
 
 __all__ = ["subspace_identification"]
 
@@ -240,12 +241,8 @@ def subspace_identification(sequences, n_states, active_inputs, n_past=None):
     if np.max(np.abs(np.linalg.eigvals(A)), initial=0.0) < 0.995:
         residuals = []
         for X, y in sequences:
-            S = np.zeros((y.shape[0], n_states))
-            s_prev = np.zeros(n_states)
             Bx = X @ B.T
-            for t in range(y.shape[0]):
-                s_prev = A @ s_prev + Bx[t]
-                S[t] = s_prev
+            S = simulate_states(A, Bx[0], Bx)  # from rest: s_0 = B x_0
             residuals.append(y - S @ C.T - X @ D.T)
         Lam = _autocovariances(residuals, max(f, 2))
         Q_cm, R_cm = _noise_by_covariance_matching(A, C, Lam)
