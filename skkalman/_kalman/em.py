@@ -86,28 +86,41 @@ def _completed_measurements(params, X, y, means, covariances):
     y_hat = y.copy()
     cov_ys = np.zeros((m, n))
     cov_yy = np.zeros((m, m))
-    observed = ~np.isnan(y)
-    incomplete = np.flatnonzero(~observed.all(axis=1))
-    if incomplete.size == 0:
-        return y_hat, cov_ys, cov_yy
-    patterns, inverse = np.unique(observed[incomplete], axis=0, return_inverse=True)
-    for k, o in enumerate(patterns):
-        rows = incomplete[inverse.ravel() == k]
-        u = ~o
-        if o.any():
-            L = cho_factor_psd(R[np.ix_(o, o)])
-            G = cho_solve(L, R[np.ix_(o, u)]).T  # R_uo R_oo^{-1}
-            H = C[u] - G @ C[o]
-            resid = y[np.ix_(rows, o)] - X[rows] @ D[o].T
-            y_hat[np.ix_(rows, u)] = (means[rows] @ H.T + X[rows] @ D[u].T + resid @ G.T)
-            R_cond = R[np.ix_(u, u)] - G @ R[np.ix_(o, u)]
-        else:
-            H = C
-            y_hat[rows] = means[rows] @ C.T + X[rows] @ D.T
-            R_cond = R
-        P_sum = covariances[rows].sum(axis=0)
-        cov_ys[u] += H @ P_sum
-        cov_yy[np.ix_(u, u)] += H @ P_sum @ H.T + rows.size * R_cond
+    missing = np.isnan(y)
+    incomplete = np.flatnonzero(missing.any(axis=1))
+    conditionals = {}  # missing pattern -> the regression of its missing entries on the rest
+    # Blocks of rows, so that the temporaries stay small next to the smoother's results.
+    block_rows = 4096
+    for start in range(0, incomplete.size, block_rows):
+        block = incomplete[start:start + block_rows]
+        # Rows grouped by missing pattern, through one code per row (np.unique over
+        # boolean rows sorts them as records, several times slower).
+        codes = np.packbits(missing[block], axis=1)
+        codes = codes.view(np.dtype((np.void, codes.shape[1]))).ravel()
+        _, first, inverse, counts = np.unique(
+            codes, return_index=True, return_inverse=True, return_counts=True
+        )
+        groups = np.split(block[np.argsort(inverse.ravel(), kind="stable")],
+                          np.cumsum(counts)[:-1])
+        for rows, u in zip(groups, missing[block[first]], strict=True):
+            o = ~u
+            key = u.tobytes()
+            if key not in conditionals:
+                if o.any():
+                    L = cho_factor_psd(R[np.ix_(o, o)])
+                    G = cho_solve(L, R[np.ix_(o, u)]).T  # R_uo R_oo^{-1}
+                    conditionals[key] = (G, C[u] - G @ C[o],
+                                         R[np.ix_(u, u)] - G @ R[np.ix_(o, u)])
+                else:
+                    conditionals[key] = (None, C, R)
+            G, H, R_cond = conditionals[key]
+            completed = means[rows] @ H.T + X[rows] @ D[u].T
+            if G is not None:
+                completed += (y[np.ix_(rows, o)] - X[rows] @ D[o].T) @ G.T
+            y_hat[np.ix_(rows, u)] = completed
+            P_sum = covariances[rows].sum(axis=0)
+            cov_ys[u] += H @ P_sum
+            cov_yy[np.ix_(u, u)] += H @ P_sum @ H.T + rows.size * R_cond
     return y_hat, cov_ys, symmetrize(cov_yy)
 
 

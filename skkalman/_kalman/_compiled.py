@@ -1,0 +1,404 @@
+"""Compiled row-by-row recursions of the Kalman filter and the RTS smoother.
+
+The covariance recursion runs row by row: a missing entry changes a row's update, so a
+covariance can be reused only across rows that share a missing pattern, once it has
+converged (the steady state). Scattered missing entries leave no steady state to reuse,
+and a row-by-row loop in Python (tens of microseconds a row for a few states) would
+dominate; compiled, a row costs well under a microsecond, so the loop itself is the fast
+path. Everything compiled lives in this one module because numba's on-disk cache is
+invalidated only by changes to the file that defines a function, not to the files of the
+functions it calls.
+
+Every function here works in place on preallocated arrays (no allocation per row) and
+reads only its arguments, so concurrent calls from threads are safe; ``nogil`` lets them
+run in parallel. Scratch buffers are sized for the largest case and used in their leading
+``k`` rows/columns.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["filter_rows", "smoother_rows"]
+
+# Steady state: once a covariance has stopped changing (relative change at most
+# STEADY_RTOL on STEADY_STREAK rows in a row) it is reused, while its inputs stay the same.
+STEADY_RTOL = 1e-14
+STEADY_STREAK = 5
+# Jitter of a Cholesky factorization that fails by round-off: relative to the largest
+# diagonal entry, from 1e-12 up by factors of 100 while below 1 (as ``_linalg``'s).
+_JITTER_START = 1e-12
+_LOG_2PI = math.log(2.0 * math.pi)
+
+_jit = njit(cache=True, nogil=True)
+
+
+@_jit
+def _cholesky_shifted(S, L, inverse_diagonal, k, shift):
+    """Lower Cholesky factor of ``S[:k, :k] + shift I`` (lower triangle read) into ``L``,
+    and the reciprocals of its diagonal (solves multiply by them: divisions are slow).
+
+    Returns False where a pivot is not positive (or NaN), as LAPACK's ``dpotrf``.
+    """
+    for j in range(k):
+        d = S[j, j] + shift
+        for i in range(j):
+            d -= L[j, i] * L[j, i]
+        if not d > 0.0:
+            return False
+        d = math.sqrt(d)
+        L[j, j] = d
+        inverse = 1.0 / d
+        inverse_diagonal[j] = inverse
+        for i in range(j + 1, k):
+            s = S[i, j]
+            for l in range(j):
+                s -= L[i, l] * L[j, l]
+            L[i, j] = s * inverse
+    return True
+
+
+@_jit
+def _cholesky_psd(S, L, inverse_diagonal, k):
+    """Lower Cholesky factor of the symmetric PSD ``S[:k, :k]``, jittered only if needed.
+
+    A covariance that is PSD in exact arithmetic can fail by round-off; the smallest
+    relative jitter that makes it factor is added. Returns False if none does.
+    """
+    if _cholesky_shifted(S, L, inverse_diagonal, k, 0.0):
+        return True
+    scale = np.finfo(np.float64).tiny
+    for i in range(k):
+        scale = max(scale, abs(S[i, i]))
+    eps = _JITTER_START
+    while eps < 1.0:
+        if _cholesky_shifted(S, L, inverse_diagonal, k, eps * scale):
+            return True
+        eps *= 100.0
+    return False
+
+
+@_jit
+def _cho_solve(L, inverse_diagonal, M, k, n_columns):
+    """Overwrite ``M[:k, :n_columns]`` with ``S^{-1} M`` given ``S = L L^T`` (solved, never
+    inverted)."""
+    for c in range(n_columns):
+        for i in range(k):
+            s = M[i, c]
+            for l in range(i):
+                s -= L[i, l] * M[l, c]
+            M[i, c] = s * inverse_diagonal[i]
+        for i in range(k - 1, -1, -1):
+            s = M[i, c]
+            for l in range(i + 1, k):
+                s -= L[l, i] * M[l, c]
+            M[i, c] = s * inverse_diagonal[i]
+
+
+@_jit
+def _log_determinant(L, k):
+    """``log det(L L^T)``: one logarithm of the product of the diagonal, unless that
+    product leaves the floating-point range (then one per entry)."""
+    product = 1.0
+    for i in range(k):
+        product *= L[i, i]
+    if 0.0 < product < np.inf:
+        return 2.0 * math.log(product)
+    total = 0.0
+    for i in range(k):
+        total += 2.0 * math.log(L[i, i])
+    return total
+
+
+@_jit
+def _product(M, P, out, n):
+    """``out = M @ P`` for ``n x n`` matrices (dot products: no stores in the inner loop)."""
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for l in range(n):
+                s += M[i, l] * P[l, j]
+            out[i, j] = s
+
+
+@_jit
+def _transposed_product(Mt, P, out, n):
+    """``out = Mt^T @ P`` for ``n x n`` matrices."""
+    for i in range(n):
+        for j in range(n):
+            s = 0.0
+            for l in range(n):
+                s += Mt[l, i] * P[l, j]
+            out[i, j] = s
+
+
+@_jit
+def _mirror_lower(out, n):
+    """Copy the lower triangle of ``out[:n, :n]`` onto its upper: exactly symmetric, as a
+    covariance must be (round-off drift from symmetry compounds over long sequences)."""
+    for i in range(n):
+        for j in range(i):
+            out[j, i] = out[i, j]
+
+
+@_jit
+def _symmetric_part(M, n):
+    """``(M + M^T) / 2``."""
+    out = np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            out[i, j] = 0.5 * (M[i, j] + M[j, i])
+    return out
+
+
+@_jit
+def _steady_change(P_new, P_old, n):
+    """Whether ``P_new`` differs from ``P_old`` by at most STEADY_RTOL relative."""
+    change = 0.0
+    scale = 0.0
+    for i in range(n):
+        for j in range(n):
+            change = max(change, abs(P_new[i, j] - P_old[i, j]))
+            scale = max(scale, abs(P_new[i, j]))
+    return change <= STEADY_RTOL * scale
+
+
+@_jit
+def _equal(P, P_other, n):
+    for i in range(n):
+        for j in range(n):
+            if P[i, j] != P_other[i, j]:
+                return False
+    return True
+
+
+@_jit
+def filter_rows(A, B, C, D, Q, R, m0, P0, X, y, steady, m_p, P_p, m_f, P_f):
+    """Moments of p(s_t | x_1..t, y_1..t-1) and p(s_t | x_1..t, y_1..t) into ``m_p, P_p,
+    m_f, P_f`` (each of ``T`` rows), and log p(y | x).
+
+    A NaN entry of ``y`` is missing: the row is updated on its observed entries, and a row
+    with none is not updated. ``steady``: reuse the covariances and gain once the
+    predicted covariance has converged, for the rest of a run of rows that share a missing
+    pattern. Returns ``(log_likelihood, failed_row)``; ``failed_row`` is -1, or the row
+    whose innovation covariance could not be factored.
+    """
+    T, n = m_p.shape
+    m = C.shape[0]
+    p = X.shape[1]
+    observed = np.empty(m, dtype=np.int64)  # indices of the row's observed entries
+    CP = np.empty((m, n))  # C_o P
+    Kt = np.empty((m, n))  # the gain, transposed: K^T = S^{-1} C_o P
+    S = np.empty((m, m))
+    L = np.empty((m, m))
+    inverse_diagonal = np.empty(m)
+    E = np.empty((n, m))
+    W = np.empty((n, n))
+    v = np.empty(m)
+    Q_sym = _symmetric_part(Q, n)
+    log_likelihood = 0.0
+    logdet = 0.0
+    streak = 0
+    frozen = False
+    for t in range(T):
+        k = 0
+        same_pattern = t > 0
+        for j in range(m):
+            is_observed = not math.isnan(y[t, j])
+            if t > 0 and is_observed == math.isnan(y[t - 1, j]):
+                same_pattern = False
+            if is_observed:
+                observed[k] = j
+                k += 1
+        if not same_pattern:
+            frozen = False
+            streak = 0
+
+        # Prediction. At the first row the prior stands for A m_f[-1] + B x_0.
+        if t == 0:
+            m_p[0] = m0
+            P_p[0] = P0
+        else:
+            for i in range(n):
+                s = 0.0
+                for j in range(n):
+                    s += A[i, j] * m_f[t - 1, j]
+                for j in range(p):
+                    s += B[i, j] * X[t, j]
+                m_p[t, i] = s
+            if frozen:
+                P_p[t] = P_p[t - 1]
+            else:
+                P_new = P_p[t]
+                _product(A, P_f[t - 1], W, n)
+                for i in range(n):
+                    for j in range(i + 1):
+                        s = Q_sym[i, j]
+                        for l in range(n):
+                            s += W[i, l] * A[j, l]
+                        P_new[i, j] = s
+                _mirror_lower(P_new, n)
+                if steady and same_pattern:
+                    streak = streak + 1 if _steady_change(P_new, P_p[t - 1], n) else 0
+
+        if k == 0:  # nothing measured: no update
+            m_f[t] = m_p[t]
+            P_f[t] = P_p[t]
+        else:
+            if frozen:
+                P_f[t] = P_f[t - 1]  # and the gain in Kt, L, logdet is row t-1's
+            else:
+                # Innovation covariance S = C_o P C_o^T + R_oo, and the gain K^T = S^{-1} C_o P.
+                P = P_p[t]
+                for a in range(k):
+                    for j in range(n):
+                        s = 0.0
+                        for l in range(n):
+                            s += C[observed[a], l] * P[l, j]
+                        CP[a, j] = s
+                        Kt[a, j] = s
+                for a in range(k):
+                    for b in range(a + 1):
+                        s = R[observed[a], observed[b]]
+                        for l in range(n):
+                            s += CP[a, l] * C[observed[b], l]
+                        S[a, b] = s
+                if not _cholesky_psd(S, L, inverse_diagonal, k):
+                    return log_likelihood, t
+                logdet = _log_determinant(L, k)
+                _cho_solve(L, inverse_diagonal, Kt, k, n)
+                # Joseph form, (I - K C) P (I - K C)^T + K R K^T, correct for any gain and
+                # a sum of PSD terms. Evaluated as W + (K R - W C^T) K^T with W = P - K C P
+                # (the same products, grouped to cost O(n^2 k) instead of O(n^3)).
+                for i in range(n):
+                    for j in range(n):
+                        s = P[i, j]
+                        for a in range(k):
+                            s -= Kt[a, i] * CP[a, j]
+                        W[i, j] = s
+                for i in range(n):
+                    for b in range(k):
+                        s = 0.0
+                        for a in range(k):
+                            s += Kt[a, i] * R[observed[a], observed[b]]
+                        for l in range(n):
+                            s -= W[i, l] * C[observed[b], l]
+                        E[i, b] = s
+                P_new = P_f[t]
+                for i in range(n):
+                    for j in range(i + 1):
+                        s = W[i, j]
+                        for b in range(k):
+                            s += E[i, b] * Kt[b, j]
+                        P_new[i, j] = s
+                _mirror_lower(P_new, n)
+            # Mean update on the innovation v = y_o - D_o x - C_o m_p, and its likelihood
+            # through the whitened innovation L^{-1} v.
+            for a in range(k):
+                j = observed[a]
+                s = y[t, j]
+                for l in range(p):
+                    s -= D[j, l] * X[t, l]
+                for l in range(n):
+                    s -= C[j, l] * m_p[t, l]
+                v[a] = s
+            for i in range(n):
+                s = m_p[t, i]
+                for a in range(k):
+                    s += Kt[a, i] * v[a]
+                m_f[t, i] = s
+            quadratic = 0.0
+            for a in range(k):
+                s = v[a]
+                for b in range(a):
+                    s -= L[a, b] * v[b]
+                v[a] = s * inverse_diagonal[a]
+                quadratic += v[a] * v[a]
+            log_likelihood -= 0.5 * (k * _LOG_2PI + logdet + quadratic)
+        if streak >= STEADY_STREAK:
+            frozen = True
+    return log_likelihood, -1
+
+
+@_jit
+def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
+    """Moments of p(s_t | x_1..T, y_1..T) into ``m_s, P_s`` and Cov(s_t, s_{t-1} | all)
+    into ``P_lag`` (row 0 zeros), from the filter's moments, backward.
+
+    ``steady``: where the filter's covariances repeat exactly (its steady state) the gain
+    repeats too, and the smoothed covariance is reused once it has converged. Returns -1,
+    or the row whose predicted covariance could not be factored.
+    """
+    T, n = m_f.shape
+    Gt = np.empty((n, n))  # the gain, transposed: G^T = P_p^{-1} A P_f
+    L = np.empty((n, n))
+    inverse_diagonal = np.empty(n)
+    IGA = np.empty((n, n))
+    W = np.empty((n, n))
+    V = np.empty((n, n))
+    QP = np.empty((n, n))
+    Q_sym = _symmetric_part(Q, n)
+    d = np.empty(n)
+    if T == 0:
+        return -1
+    m_s[T - 1] = m_f[T - 1]
+    P_s[T - 1] = P_f[T - 1]
+    P_lag[0] = 0.0
+    streak = 0
+    frozen_rows = 0  # rows since the smoothed covariance was frozen
+    for t in range(T - 2, -1, -1):
+        same_gain = (steady and t < T - 2 and _equal(P_f[t], P_f[t + 1], n)
+                     and _equal(P_p[t + 1], P_p[t + 2], n))
+        if not same_gain:
+            streak = 0
+            frozen_rows = 0
+            # G = P_f A^T P_p^{-1}, the regression of s_t on s_{t+1} given y_1..t.
+            _product(A, P_f[t], Gt, n)
+            if not _cholesky_psd(P_p[t + 1], L, inverse_diagonal, n):
+                return t + 1
+            _cho_solve(L, inverse_diagonal, Gt, n, n)
+            for i in range(n):
+                for j in range(n):
+                    s = 1.0 if i == j else 0.0
+                    for l in range(n):
+                        s -= Gt[l, i] * A[l, j]
+                    IGA[i, j] = s
+        P_next = P_s[t + 1]
+        if frozen_rows > 0:
+            P_s[t] = P_next
+            if frozen_rows == 1:
+                _product(P_next, Gt, P_lag[t + 1], n)
+            else:
+                P_lag[t + 1] = P_lag[t + 2]
+            frozen_rows += 1
+        else:
+            # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD:
+            # (I - G A) P_f (I - G A)^T + G (Q + P_s[t+1]) G^T.
+            for i in range(n):
+                for j in range(n):
+                    QP[i, j] = Q_sym[i, j] + P_next[i, j]
+            _product(IGA, P_f[t], W, n)
+            _transposed_product(Gt, QP, V, n)
+            P_new = P_s[t]
+            for i in range(n):
+                for j in range(i + 1):
+                    s = 0.0
+                    for l in range(n):
+                        s += W[i, l] * IGA[j, l] + V[i, l] * Gt[l, j]
+                    P_new[i, j] = s
+            _mirror_lower(P_new, n)
+            _product(P_next, Gt, P_lag[t + 1], n)  # Cov(s_{t+1}, s_t) = P_s[t+1] G^T
+            if same_gain:
+                streak = streak + 1 if _steady_change(P_new, P_next, n) else 0
+                if streak >= STEADY_STREAK:
+                    frozen_rows = 1
+        # m_s[t] = m_f[t] + G (m_s[t+1] - m_p[t+1])
+        for i in range(n):
+            d[i] = m_s[t + 1, i] - m_p[t + 1, i]
+        for i in range(n):
+            s = m_f[t, i]
+            for l in range(n):
+                s += Gt[l, i] * d[l]
+            m_s[t, i] = s
+    return -1

@@ -1,0 +1,26 @@
+"""Benchmark scripts run end to end in their quick mode (their figures are not asserted:
+timings belong to the scripts' reports, never to tests)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("script", ["bench_missing.py"])
+def test_quick_mode_runs(script):
+    pytest.importorskip("statsmodels")
+    pytest.importorskip("pykalman")
+    # The package of this checkout, wherever an installed one points.
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "statsmodels" in proc.stdout
