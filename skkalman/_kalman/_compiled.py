@@ -402,3 +402,102 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
                 s += Gt[l, i] * d[l]
             m_s[t, i] = s
     return -1
+
+
+@_jit
+def complete_rows(C, D, R, X, y, means, covariances, y_hat, cov_ys, cov_yy):
+    """Moments of the missing entries of ``y`` given the observed ones and the smoothed
+    states: ``E[y_t]`` into the missing entries of ``y_hat`` (a copy of ``y``), and the
+    sums over rows of ``Cov(y_t, s_t)`` and ``Cov(y_t)`` added to ``cov_ys`` and the lower
+    triangle of ``cov_yy``.
+
+    With ``G = R_uo R_oo^{-1}`` (missing ``u`` on observed ``o``, their noises correlated
+    through R), ``y_u | s_t, y_o ~ N(C_u s_t + D_u x_t + G (y_o - C_o s_t - D_o x_t),
+    R_uu - G R_ou)``. Returns -1, or the row whose ``R_oo`` could not be factored.
+    """
+    T, n = means.shape
+    m = C.shape[0]
+    p = X.shape[1]
+    observed = np.empty(m, dtype=np.int64)
+    unobserved = np.empty(m, dtype=np.int64)
+    previous = np.zeros(m, dtype=np.bool_)  # missing pattern whose G, H, R_cond are held
+    have_previous = False
+    S = np.empty((m, m))
+    L = np.empty((m, m))
+    inverse_diagonal = np.empty(m)
+    Gt = np.empty((m, m))  # G^T = R_oo^{-1} R_ou, (k, m - k)
+    H = np.empty((m, n))  # C_u - G C_o
+    R_cond = np.empty((m, m))
+    HP = np.empty((m, n))
+    r = np.empty(m)
+    for t in range(T):
+        k = 0
+        q = 0
+        same = have_previous
+        for j in range(m):
+            is_missing = math.isnan(y[t, j])
+            if is_missing != previous[j]:
+                same = False
+            if is_missing:
+                unobserved[q] = j
+                q += 1
+            else:
+                observed[k] = j
+                k += 1
+        if q == 0:
+            continue
+        if not same:
+            for j in range(m):
+                previous[j] = math.isnan(y[t, j])
+            have_previous = True
+            for a in range(k):
+                for b in range(a + 1):
+                    S[a, b] = R[observed[a], observed[b]]
+                for b in range(q):
+                    Gt[a, b] = R[observed[a], unobserved[b]]
+            if k > 0:
+                if not _cholesky_psd(S, L, inverse_diagonal, k):
+                    return t
+                _cho_solve(L, inverse_diagonal, Gt, k, q)
+            for a in range(q):
+                for l in range(n):
+                    s = C[unobserved[a], l]
+                    for b in range(k):
+                        s -= Gt[b, a] * C[observed[b], l]
+                    H[a, l] = s
+                for c in range(a + 1):
+                    s = R[unobserved[a], unobserved[c]]
+                    for b in range(k):
+                        s -= Gt[b, a] * R[observed[b], unobserved[c]]
+                    R_cond[a, c] = s
+        # The observed entries' residuals r = y_o - D_o x, then the missing entries' mean.
+        for b in range(k):
+            s = y[t, observed[b]]
+            for l in range(p):
+                s -= D[observed[b], l] * X[t, l]
+            r[b] = s
+        for a in range(q):
+            j = unobserved[a]
+            s = 0.0
+            for l in range(n):
+                s += H[a, l] * means[t, l]
+            for l in range(p):
+                s += D[j, l] * X[t, l]
+            for b in range(k):
+                s += Gt[b, a] * r[b]
+            y_hat[t, j] = s
+        P = covariances[t]
+        for a in range(q):
+            for l in range(n):
+                s = 0.0
+                for i in range(n):
+                    s += H[a, i] * P[i, l]
+                HP[a, l] = s
+                cov_ys[unobserved[a], l] += s
+        for a in range(q):
+            for c in range(a + 1):
+                s = R_cond[a, c]
+                for l in range(n):
+                    s += HP[a, l] * H[c, l]
+                cov_yy[unobserved[a], unobserved[c]] += s
+    return -1
