@@ -140,7 +140,7 @@ def main():
           f"difference of filtered means "
           f"{np.abs(fr_gaps.filtered_means - sm_gaps.filtered_state.T).max():.1e}")
 
-    # The steady-state fast path against the plain recursion (slow: on the first rows).
+    # The steady-state fast path against the plain recursion (on the first rows).
     T_plain = min(args.plain_samples, T)
     t_plain, (fr_plain, sr_plain) = best_time(
         lambda: run_skkalman(params, X[:T_plain], y[:T_plain], steady_state=False), 1)

@@ -18,7 +18,7 @@ run in parallel. Scratch buffers are sized for the largest case and used in thei
 import math
 
 import numpy as np
-from numba import njit
+from numba import boolean, float64, int64, njit, void
 
 __all__ = ["filter_rows", "smoother_rows"]
 
@@ -31,10 +31,22 @@ STEADY_STREAK = 5
 _JITTER_START = 1e-12
 _LOG_2PI = math.log(2.0 * math.pi)
 
-_jit = njit(cache=True, nogil=True)
 
 
-@_jit
+def _jit(*signature):
+    """numba's nopython compilation, cached on disk, without the GIL.
+
+    Helpers declare their signature: called with a counter that starts at a literal 0,
+    numba would otherwise compile them once more for that literal (seconds of compile).
+    """
+    return njit(*signature, cache=True, nogil=True)
+
+
+_matrix = float64[:, ::1]
+_vector = float64[::1]
+
+
+@_jit(boolean(_matrix, _matrix, _vector, int64, float64))
 def _cholesky_shifted(S, L, inverse_diagonal, k, shift):
     """Lower Cholesky factor of ``S[:k, :k] + shift I`` (lower triangle read) into ``L``,
     and the reciprocals of its diagonal (solves multiply by them: divisions are slow).
@@ -59,7 +71,7 @@ def _cholesky_shifted(S, L, inverse_diagonal, k, shift):
     return True
 
 
-@_jit
+@_jit(boolean(_matrix, _matrix, _vector, int64))
 def _cholesky_psd(S, L, inverse_diagonal, k):
     """Lower Cholesky factor of the symmetric PSD ``S[:k, :k]``, jittered only if needed.
 
@@ -79,7 +91,7 @@ def _cholesky_psd(S, L, inverse_diagonal, k):
     return False
 
 
-@_jit
+@_jit(void(_matrix, _vector, _matrix, int64, int64))
 def _cho_solve(L, inverse_diagonal, M, k, n_columns):
     """Overwrite ``M[:k, :n_columns]`` with ``S^{-1} M`` given ``S = L L^T`` (solved, never
     inverted)."""
@@ -96,7 +108,7 @@ def _cho_solve(L, inverse_diagonal, M, k, n_columns):
             M[i, c] = s * inverse_diagonal[i]
 
 
-@_jit
+@_jit(float64(_matrix, int64))
 def _log_determinant(L, k):
     """``log det(L L^T)``: one logarithm of the product of the diagonal, unless that
     product leaves the floating-point range (then one per entry)."""
@@ -111,7 +123,7 @@ def _log_determinant(L, k):
     return total
 
 
-@_jit
+@_jit(void(_matrix, _matrix, _matrix, int64))
 def _product(M, P, out, n):
     """``out = M @ P`` for ``n x n`` matrices (dot products: no stores in the inner loop)."""
     for i in range(n):
@@ -122,7 +134,7 @@ def _product(M, P, out, n):
             out[i, j] = s
 
 
-@_jit
+@_jit(void(_matrix, _matrix, _matrix, int64))
 def _transposed_product(Mt, P, out, n):
     """``out = Mt^T @ P`` for ``n x n`` matrices."""
     for i in range(n):
@@ -133,7 +145,7 @@ def _transposed_product(Mt, P, out, n):
             out[i, j] = s
 
 
-@_jit
+@_jit(void(_matrix, int64))
 def _mirror_lower(out, n):
     """Copy the lower triangle of ``out[:n, :n]`` onto its upper: exactly symmetric, as a
     covariance must be (round-off drift from symmetry compounds over long sequences)."""
@@ -142,7 +154,7 @@ def _mirror_lower(out, n):
             out[j, i] = out[i, j]
 
 
-@_jit
+@_jit(_matrix(_matrix, int64))
 def _symmetric_part(M, n):
     """``(M + M^T) / 2``."""
     out = np.empty((n, n))
@@ -152,7 +164,7 @@ def _symmetric_part(M, n):
     return out
 
 
-@_jit
+@_jit(boolean(_matrix, _matrix, int64))
 def _steady_change(P_new, P_old, n):
     """Whether ``P_new`` differs from ``P_old`` by at most STEADY_RTOL relative."""
     change = 0.0
@@ -164,7 +176,7 @@ def _steady_change(P_new, P_old, n):
     return change <= STEADY_RTOL * scale
 
 
-@_jit
+@_jit(boolean(_matrix, _matrix, int64))
 def _equal(P, P_other, n):
     for i in range(n):
         for j in range(n):
@@ -173,7 +185,7 @@ def _equal(P, P_other, n):
     return True
 
 
-@_jit
+@_jit()
 def filter_rows(A, B, C, D, Q, R, m0, P0, X, y, steady, m_p, P_p, m_f, P_f):
     """Moments of p(s_t | x_1..t, y_1..t-1) and p(s_t | x_1..t, y_1..t) into ``m_p, P_p,
     m_f, P_f`` (each of ``T`` rows), and log p(y | x).
@@ -321,7 +333,7 @@ def filter_rows(A, B, C, D, Q, R, m0, P0, X, y, steady, m_p, P_p, m_f, P_f):
     return log_likelihood, -1
 
 
-@_jit
+@_jit()
 def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     """Moments of p(s_t | x_1..T, y_1..T) into ``m_s, P_s`` and Cov(s_t, s_{t-1} | all)
     into ``P_lag`` (row 0 zeros), from the filter's moments, backward.
@@ -404,7 +416,7 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     return -1
 
 
-@_jit
+@_jit()
 def complete_rows(C, D, R, X, y, means, covariances, y_hat, cov_ys, cov_yy):
     """Moments of the missing entries of ``y`` given the observed ones and the smoothed
     states: ``E[y_t]`` into the missing entries of ``y_hat`` (a copy of ``y``), and the
