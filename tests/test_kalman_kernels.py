@@ -374,8 +374,13 @@ def test_steady_state_on_large_scale_data():
 
 def textbook_filter_smoother(params, X, y):
     """The textbook recursions in NumPy, one row at a time, written independently of the
-    kernels (standard covariance forms, general solves): the reference for sequences too
-    long for the joint Gaussian, with any missing pattern."""
+    kernels (standard covariance forms, general solves, symmetrized: without that the
+    asymmetry of round-off grows without bound): the reference for sequences too long for
+    the joint Gaussian, with any missing pattern."""
+
+    def sym(M):
+        return (M + M.T) / 2
+
     A, B, C, D, Q, R = params.A, params.B, params.C, params.D, params.Q, params.R
     T, n = y.shape[0], params.n_states
     m_p, m_f, m_s = np.empty((T, n)), np.empty((T, n)), np.empty((T, n))
@@ -387,21 +392,21 @@ def textbook_filter_smoother(params, X, y):
             m_p[t], P_p[t] = params.initial_state_mean, params.initial_state_covariance
         else:
             m_p[t] = A @ m_f[t - 1] + B @ X[t]
-            P_p[t] = A @ P_f[t - 1] @ A.T + Q
+            P_p[t] = sym(A @ P_f[t - 1] @ A.T + Q)
         o = ~np.isnan(y[t])
         m_f[t], P_f[t] = m_p[t], P_p[t]
         if o.any():
-            S = C[o] @ P_p[t] @ C[o].T + R[np.ix_(o, o)]
+            S = sym(C[o] @ P_p[t] @ C[o].T + R[np.ix_(o, o)])
             K = np.linalg.solve(S, C[o] @ P_p[t]).T
             v = y[t, o] - D[o] @ X[t] - C[o] @ m_p[t]
             m_f[t] = m_p[t] + K @ v
-            P_f[t] = P_p[t] - K @ S @ K.T
+            P_f[t] = sym(P_p[t] - K @ S @ K.T)
             log_likelihood += stats.multivariate_normal(cov=S).logpdf(v)
     m_s[-1], P_s[-1] = m_f[-1], P_f[-1]
     for t in range(T - 2, -1, -1):
         G = np.linalg.solve(P_p[t + 1], A @ P_f[t]).T
         m_s[t] = m_f[t] + G @ (m_s[t + 1] - m_p[t + 1])
-        P_s[t] = P_f[t] + G @ (P_s[t + 1] - P_p[t + 1]) @ G.T
+        P_s[t] = sym(P_f[t] + G @ (P_s[t + 1] - P_p[t + 1]) @ G.T)
         P_lag[t + 1] = P_s[t + 1] @ G.T
     return (FilterResult(m_p, P_p, m_f, P_f, log_likelihood),
             SmootherResult(m_s, P_s, P_lag))
@@ -555,3 +560,5 @@ def test_completed_measurements_row_by_row():
     assert_close(got_y, want_y, rtol=1e-12, atol=1e-12)
     assert_close(got_ys, want_ys, rtol=1e-11, atol=1e-11)
     assert_close(got_yy, want_yy, rtol=1e-11, atol=1e-11)
+    with pytest.raises(np.linalg.LinAlgError, match="measurements observed at row"):
+        _completed_measurements(params.replace(R=-R), X, y, means, covariances)

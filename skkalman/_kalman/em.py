@@ -81,8 +81,8 @@ def _completed_measurements(params, X, y, means, covariances):
 
     Observed entries are constants; a missing entry is predicted from the smoothed state
     and the observed entries of its row (its noise is correlated with theirs through R).
-    Compiled row by row (see ``_compiled.complete_rows``): grouping rows by missing
-    pattern in NumPy cost several times the filter and smoother on short sequences.
+    Compiled row by row (``_compiled.complete_rows``), so that its cost stays small next
+    to the filter's, on short sequences too.
     """
     m, n = params.C.shape
     y_hat = np.array(y, dtype=float)
@@ -152,13 +152,13 @@ def e_step(params, sequences):
         # Sums over rows as products with ones (BLAS): several times faster than NumPy's
         # reduction over the first axis of a (T, n, n) array.
         ones = np.ones(T)
-        P_sum = (ones @ P.reshape(T, -1)).reshape(n, n)
+        P_sum = (ones @ P.reshape(T, n * n)).reshape(n, n)
         S_ss = P_sum + M.T @ M
         S_first_state = P[0] + np.outer(M[0], M[0])
         S_last_state = P[-1] + np.outer(M[-1], M[-1])
         acc["S_prev_prev"] += S_ss - S_last_state
         acc["S_cur_cur"] += S_ss - S_first_state
-        acc["S_cur_prev"] += (ones[1:] @ P_lag[1:].reshape(T - 1, -1)).reshape(n, n) + (
+        acc["S_cur_prev"] += (ones[1:] @ P_lag[1:].reshape(T - 1, n * n)).reshape(n, n) + (
             M[1:].T @ M[:-1])
         acc["S_prev_x"] += M[:-1].T @ X[1:]
         acc["S_cur_x"] += M[1:].T @ X[1:]
