@@ -1,4 +1,5 @@
-"""Compiled row-by-row recursions of the Kalman filter and the RTS smoother.
+"""Compiled row-by-row loops: the Kalman filter, the RTS smoother, and the E-step's
+moments of missing measurements.
 
 The covariance recursion runs row by row: a missing entry changes a row's update, so a
 covariance can be reused only across rows that share a missing pattern, once it has
@@ -20,7 +21,7 @@ import math
 import numpy as np
 from numba import boolean, float64, int64, njit, void
 
-__all__ = ["filter_rows", "smoother_rows"]
+__all__ = ["complete_rows", "filter_rows", "smoother_rows"]
 
 # Steady state: once a covariance has stopped changing (relative change at most
 # STEADY_RTOL on STEADY_STREAK rows in a row) it is reused, while its inputs stay the same.
@@ -30,7 +31,6 @@ STEADY_STREAK = 5
 # diagonal entry, from 1e-12 up by factors of 100 while below 1 (as ``_linalg``'s).
 _JITTER_START = 1e-12
 _LOG_2PI = math.log(2.0 * math.pi)
-
 
 
 def _jit(*signature):
@@ -178,6 +178,7 @@ def _steady_change(P_new, P_old, n):
 
 @_jit(boolean(_matrix, _matrix, int64))
 def _equal(P, P_other, n):
+    """Whether ``P`` and ``P_other`` are the same, entry for entry."""
     for i in range(n):
         for j in range(n):
             if P[i, j] != P_other[i, j]:
