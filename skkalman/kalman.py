@@ -4,35 +4,54 @@ import numbers
 import warnings
 
 import numpy as np
+from scipy import linalg
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 
 from ._kalman import StateSpaceParams, kalman_filter, rts_smoother
-from ._kalman.em import PARAM_NAMES, e_step, m_step, polish
-from ._kalman.simulate import gaussian_draws, simulate_states
-from ._kalman.subspace import (
-    lagged_target_columns,
-    predictor_identification,
-    subspace_identification,
+from ._kalman.em import PARAM_NAMES, e_step, m_step
+from ._kalman.monitor import ConvergenceMonitor
+from ._kalman.search import (
+    Parametrization,
+    StationaryPriorError,
+    quasi_newton,
+    stationary_prior,
+    transform,
 )
-from ._linalg import nearest_psd
+from ._kalman.simulate import gaussian_draws, simulate_states
+from ._kalman.start import initial_params
+from ._kalman.subspace import lagged_target_columns
 from ._sequences import restore_y_shape, validate_sequences
 from ._sklearn_compat import Interval, StrOptions, check_is_fitted
 
 __all__ = ["KalmanFilterRegressor"]
 
 _COVARIANCE_NAMES = ("Q", "R", "initial_state_covariance")
-# Most quasi-Newton iterations after EM: enough to finish a slow tail (a handful is typical),
-# bounded so that a flat likelihood (e.g. a model with many redundant states) stays cheap.
-_MAX_POLISH_ITER = 30
+FIXED_KEYS = PARAM_NAMES + ("intercept",)
+_PRIOR = ("initial_state_mean", "initial_state_covariance")
+# EM hands over to the quasi-Newton search once its gains shrink only linearly (each of the
+# last few above this fraction of the one before): its slow tail.
+_EM_TAIL_RATIO = 0.7
+_EM_TAIL_RUN = 3
+
+
+def _robust_scale(values, axis=0):
+    """Standard deviation along ``axis`` ignoring NaN, without overflow for huge values."""
+    values = np.asarray(values, dtype=float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        peak = np.nanmax(np.abs(values), axis=axis, initial=0.0) if values.size else 0.0
+        peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
+        std = np.sqrt(np.nanmean((values / peak - np.nanmean(values / peak, axis=axis)) ** 2,
+                                 axis=axis))
+    return std * peak
 
 
 def _power_of_two(values):
     """Nearest powers of two of positive ``values`` (1 where a value is 0 or not finite).
 
-    Scaling by a power of two is exact in floating point, so fixed parameters survive the
+    Scaling by a power of two is exact in floating point, so held parameters survive the
     round trip to the internal units bit for bit.
     """
     values = np.asarray(values, dtype=float)
@@ -42,17 +61,6 @@ def _power_of_two(values):
     return out
 
 
-def _rescale(params, y_scale, x_scale, *, inverse=False):
-    """The model for ``y / y_scale`` and ``x / x_scale`` (or back, when ``inverse``)."""
-    sy, sx = (1.0 / y_scale, 1.0 / x_scale) if inverse else (y_scale, x_scale)
-    return params.replace(
-        B=params.B * sx[None, :],
-        C=params.C / sy[:, None],
-        D=params.D * sx[None, :] / sy[:, None],
-        R=params.R / np.outer(sy, sy),
-    )
-
-
 def _check_matrix(name, value, shape, covariance=False):
     """A float copy of ``value`` with the given shape, finite (and PSD for a covariance)."""
     try:
@@ -60,7 +68,7 @@ def _check_matrix(name, value, shape, covariance=False):
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be an array of numbers: {exc}") from None
     if array.shape != shape:
-        if array.size == 1 and int(np.prod(shape)) == 1:
+        if array.size == int(np.prod(shape)) and (array.ndim <= 1 or len(shape) == 1):
             array = array.reshape(shape)
         else:
             raise ValueError(f"{name} must have shape {shape}, got {array.shape}.")
@@ -84,19 +92,125 @@ def _expected_shapes(n_states, n_features, n_targets):
     return {
         "A": (n, n), "B": (n, p), "C": (m, n), "D": (m, p), "Q": (n, n), "R": (m, m),
         "initial_state_mean": (n,), "initial_state_covariance": (n, n),
+        "intercept": (m,),
     }
 
 
-def _in_slow_tail(gains, n_recent=3, ratio=0.7):
-    """Whether EM has entered its linear tail: each recent gain above ``ratio`` of the last.
+class _Units:
+    """The estimator's internal units, and the exact maps between them and the user's.
 
-    There EM would need many more iterations for each digit; the quasi-Newton polish
-    converges superlinearly from here.
+    Internally the inputs are centred and scaled, ``x~ = (x - mu_x) / s_x``, the
+    measurements too, ``y~ = (y - mu_y) / s_y`` (scales are powers of two, exact in
+    floating point), and, with an intercept, a constant column of ones is appended to the
+    inputs, whose ``D`` column is the intercept and whose ``B`` column is held at zero.
+    Centring the inputs moves the state by the constant ``c = (I - A)^-1 B mu_x``; the
+    intercept and the prior mean absorb it, so the model is the same, only better
+    conditioned: a level in ``y`` or a mean in ``X`` never costs a state.
     """
-    if len(gains) < n_recent + 2:
+
+    def __init__(self, data, fit_intercept, fixed):
+        n_targets = data.y.shape[1]
+        self.intercept = fit_intercept
+        intercept_free = fit_intercept and "intercept" not in fixed
+        # Centring moves the intercept and the prior mean: both must be free to follow.
+        center_y = intercept_free
+        center_x = (intercept_free and "initial_state_mean" not in fixed
+                    and "A" not in fixed)
+        with np.errstate(invalid="ignore", over="ignore"):
+            self.y_mean = (np.nanmean(data.y, axis=0) if center_y else np.zeros(n_targets))
+            self.x_mean = (data.X.mean(axis=0) if center_x and data.X.shape[0]
+                           else np.zeros(data.X.shape[1]))
+        if not (np.all(np.isfinite(self.y_mean)) and np.all(np.isfinite(self.x_mean))):
+            raise ValueError("X or y is too large to be averaged in float64 (its mean "
+                             "overflows); rescale the data.")
+        self.y_scale = _power_of_two(_robust_scale(data.y - self.y_mean))
+        self.x_scale = _power_of_two(_robust_scale(data.X - self.x_mean))
+        # Inputs that repeat a target one step back (the forecasting set-up, detected
+        # exactly in the user's units) get that target's centre and scale, so that they
+        # stay copies of it inside too: {target: (column, +-1)}.
+        lagged = lagged_target_columns([(data.X[s], data.y[s]) for s in data.slices])
+        self.lagged = None
+        if lagged and len(lagged) == n_targets:
+            self.lagged = {}
+            for k, (j, factor) in lagged.items():
+                if center_x:
+                    self.x_mean[j] = factor * self.y_mean[k]
+                self.x_scale[j] = abs(factor) * self.y_scale[k]
+                self.lagged[k] = (j, float(np.sign(factor)))
+
+    def sequences(self, data):
+        X = (data.X - self.x_mean) / self.x_scale
+        if self.intercept:
+            X = np.hstack([X, np.ones((X.shape[0], 1))])
+        y = (data.y - self.y_mean) / self.y_scale
+        return [(X[s], y[s]) for s in data.slices]
+
+    @property
+    def log_jacobian(self):
+        """``log p(y) - log p(y~)`` per observed value of each target: ``-log s_y``."""
+        return -np.log(self.y_scale)
+
+    def to_internal(self, params, intercept):
+        """Held values in internal units (only where the maps need no free parameter)."""
+        sy, sx = self.y_scale, self.x_scale
+        B, D = params.B * sx[None, :], params.D * sx[None, :] / sy[:, None]
+        if self.intercept:
+            d = (intercept - self.y_mean) / sy
+            B = np.hstack([B, np.zeros((B.shape[0], 1))])
+            D = np.hstack([D, d[:, None]])
+        return params.replace(B=B, C=params.C / sy[:, None], D=D,
+                              R=params.R / np.outer(sy, sy))
+
+    def to_user(self, params):
+        """The fitted model in the user's units, and its intercept."""
+        sy, sx = self.y_scale, self.x_scale
+        n_in = sx.size
+        B, D = params.B[:, :n_in] / sx[None, :], params.D[:, :n_in] * sy[:, None] / sx[None, :]
+        C = params.C * sy[:, None]
+        d = params.D[:, n_in] * sy if self.intercept else np.zeros(C.shape[0])
+        m0 = params.initial_state_mean
+        if np.any(self.x_mean != 0):
+            # The constant the centring took off the state: c = A c + B mu_x.
+            I_A = np.eye(params.n_states) - params.A
+            c = linalg.lstsq(I_A, B @ self.x_mean)[0]
+            d = d - C @ c - D @ self.x_mean
+            m0 = m0 + c
+        if self.intercept:
+            d = d + self.y_mean
+        return params.replace(B=B, C=C, D=D, R=params.R * np.outer(sy, sy),
+                              initial_state_mean=m0), d
+
+
+def _in_slow_tail(gains):
+    """Whether EM has entered its linear tail: each recent gain above a fixed fraction of
+    the one before. There EM needs many iterations per digit; the search does not."""
+    if len(gains) < _EM_TAIL_RUN + 2:
         return False
-    recent = np.asarray(gains[-n_recent - 1:])
-    return bool(np.all(recent[1:] > ratio * recent[:-1]))
+    recent = np.asarray(gains[-_EM_TAIL_RUN - 1:])
+    return bool(np.all(recent[1:] > _EM_TAIL_RATIO * recent[:-1]))
+
+
+def _normalized_basis(params, stats):
+    """The same model in the basis where the states' average second moment is ``I``.
+
+    Puts every free coordinate of the search on the same scale (EM drifts along the
+    similarity ridge to arbitrary bases).
+    """
+    moment = stats.S_ss / stats.n_rows
+    try:
+        L = np.linalg.cholesky(0.5 * (moment + moment.T))
+    except np.linalg.LinAlgError:
+        return params
+    if not np.all(np.isfinite(L)) or np.linalg.cond(L) > 1e8:
+        return params
+    return transform(params, np.linalg.inv(L))
+
+
+def _input_moments(sequences):
+    """Mean and covariance of the (internal) inputs over every row."""
+    X = np.vstack([X for X, _ in sequences])
+    centred = X - X.mean(axis=0)
+    return X.mean(axis=0), centred.T @ centred / X.shape[0]
 
 
 class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
@@ -206,15 +320,17 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     >>> model = KalmanFilterRegressor(n_states=2).fit(X, y)
     >>> model.A_.shape, model.predict(X).shape
     ((2, 2), (300,))
-    >>> model.log_likelihoods_.size == model.n_iter_ + 1
-    True
+    >>> model.converged_, bool(np.all(np.diff(model.log_likelihoods_) >= 0))
+    (True, True)
     """
 
     _parameter_constraints = {
         "n_states": [Interval(numbers.Integral, 1, None, closed="left")],
+        "fit_intercept": ["boolean"],
         "n_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "init": [StrOptions({"subspace", "random"})],
+        "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
         "fixed": [dict, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -229,12 +345,14 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             "X with no columns is valid: it is a model without inputs (DESIGN.md)"),
     }
 
-    def __init__(self, n_states=2, *, n_iter=200, tol=1e-5, init="subspace", fixed=None,
-                 random_state=None, verbose=0):
+    def __init__(self, n_states=2, *, fit_intercept=True, n_iter=1000, tol=1e-3,
+                 init="subspace", n_init=1, fixed=None, random_state=None, verbose=0):
         self.n_states = n_states
+        self.fit_intercept = fit_intercept
         self.n_iter = n_iter
         self.tol = tol
         self.init = init
+        self.n_init = n_init
         self.fixed = fixed
         self.random_state = random_state
         self.verbose = verbose
@@ -248,68 +366,21 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
 
     def _check_fixed(self, n_features, n_targets):
         fixed = {} if self.fixed is None else self.fixed
-        unknown = sorted(set(fixed) - set(PARAM_NAMES))
+        unknown = sorted(set(fixed) - set(FIXED_KEYS))
         if unknown:
             raise ValueError(
-                f"fixed has unknown key(s) {unknown}; the keys are {list(PARAM_NAMES)}."
+                f"fixed has unknown key(s) {unknown}; the keys are {list(FIXED_KEYS)}."
             )
+        if "intercept" in fixed and not self.fit_intercept:
+            raise ValueError("fixed['intercept'] needs fit_intercept=True (without it the "
+                             "intercept is zero).")
         shapes = _expected_shapes(self.n_states, n_features, n_targets)
         return {name: _check_matrix(f"fixed[{name!r}]", value, shapes[name],
                                     covariance=name in _COVARIANCE_NAMES)
                 for name, value in fixed.items()}
 
-    def _initial_params(self, sequences, n_states, active, fixed_scaled):
-        n_features = sequences[0][0].shape[1]
-        n_targets = sequences[0][1].shape[1]
-        basis_given = "A" in fixed_scaled or "C" in fixed_scaled
-        if self.init == "subspace" and not basis_given:
-            lagged = lagged_target_columns(sequences)
-            params = None
-            if len(lagged) == n_targets:
-                params = predictor_identification(sequences, n_states, active, lagged)
-            if params is None:
-                params = subspace_identification(sequences, n_states, active)
-            if params is not None:
-                return params
-        y = np.vstack([y for _, y in sequences])
-        variance = np.nanvar(y, axis=0)
-        variance = np.where(np.isfinite(variance) & (variance > 0), variance, 1.0)
-        if self.init == "random" and not basis_given:
-            rng = check_random_state(self.random_state)
-            U, _ = np.linalg.qr(rng.standard_normal((n_states, n_states)))
-            A = U @ np.diag(rng.uniform(0.3, 0.9, n_states)) @ U.T
-            C = rng.standard_normal((n_targets, n_states)) / np.sqrt(n_states)
-        else:
-            # Moment guesses, deterministic: a slowly decaying state read by the leading
-            # principal directions of y.
-            A = 0.9 * np.eye(n_states)
-            y0 = np.where(np.isnan(y), np.nanmean(y, axis=0), y)
-            _, s, Vt = np.linalg.svd(y0 - y0.mean(axis=0), full_matrices=False)
-            C = np.zeros((n_targets, n_states))
-            k = min(n_states, Vt.shape[0])
-            C[:, :k] = Vt[:k].T * (s[:k] / np.sqrt(y0.shape[0]) + 1e-3)
-        C = fixed_scaled.get("C", C)
-        # Noise guesses in the state's own units (a fixed C sets them): half the variance
-        # of the state's steps, read off y by least squares.
-        y_mean = np.nanmean(y, axis=0)
-        states = [np.linalg.lstsq(C, np.where(np.isnan(y_k), y_mean, y_k).T, rcond=None)[0].T
-                  for _, y_k in sequences]
-        S = np.vstack(states)
-        steps = np.vstack([np.diff(S_k, axis=0) for S_k in states])
-        if steps.shape[0] == 0:  # sequences of one row: no steps to measure
-            steps = S - S.mean(axis=0)
-        Q = 0.5 * np.atleast_2d(np.cov(steps, rowvar=False, bias=True))
-        Q = nearest_psd(Q, floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
-        P0 = nearest_psd(np.atleast_2d(np.cov(S, rowvar=False, bias=True)),
-                         floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
-        return StateSpaceParams(
-            A=A, B=np.zeros((n_states, n_features)), C=C,
-            D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
-            initial_state_mean=S.mean(axis=0), initial_state_covariance=P0,
-        )
-
     def fit(self, X, y, lengths=None):
-        """Fit the model by maximum likelihood (subspace start, EM, quasi-Newton polish).
+        """Fit the model by maximum likelihood (subspace start, EM, quasi-Newton search).
 
         Parameters
         ----------
@@ -329,96 +400,170 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = validate_sequences(self, X, y, lengths, reset=True, y_required=True)
         n_features, n_targets = data.X.shape[1], data.y.shape[1]
         fixed = self._check_fixed(n_features, n_targets)
-
-        # Work in units where every target and input has a spread of order one.
-        y_scale = _power_of_two(np.nanstd(data.y, axis=0))
-        x_scale = _power_of_two(np.std(data.X, axis=0))
-        sequences = [(data.X[s] / x_scale, data.y[s] / y_scale) for s in data.slices]
+        units = _Units(data, self.fit_intercept, fixed)
+        sequences = units.sequences(data)
         n_observed = np.sum(~np.isnan(data.y), axis=0)
-        ll_offset = -float(np.sum(n_observed * np.log(y_scale)))
-        active = np.any(data.X != 0.0, axis=0)
+        ll_offset = float(np.sum(n_observed * units.log_jacobian))
+        n_observed = int(n_observed.sum())
+
+        # Free columns of B and D: inputs that vary (the normal equations of the others
+        # are singular) and that the user did not hold; the intercept's column is D's only.
+        X_all = np.vstack([X_k for X_k, _ in sequences])
+        varies = np.ptp(X_all, axis=0) > 0 if X_all.shape[0] else np.zeros(0, bool)
+        user = np.arange(X_all.shape[1]) < n_features
+        b_columns = varies & user & ("B" not in fixed)
+        d_columns = (varies & user & ("D" not in fixed)) | (
+            ~user & ("intercept" not in fixed))
 
         shapes = _expected_shapes(self.n_states, n_features, n_targets)
-        template = StateSpaceParams(**{name: np.zeros(shape) for name, shape in shapes.items()})
-        fixed_scaled = _rescale(template.replace(**fixed), y_scale, x_scale)
-        fixed_scaled = {name: getattr(fixed_scaled, name) for name in fixed}
-        params = self._initial_params(sequences, self.n_states, active, fixed_scaled)
-        params = params.replace(**fixed_scaled)
-
-        held = set(fixed)
-        if data.n_sequences <= self.n_states:
-            # A few sequence starts cannot identify a prior over n_states dimensions: maximum
-            # likelihood collapses it onto the training starts, a prior that is wrong for
-            # every new sequence. It stays at the starting estimate's spread of the states.
-            held |= {"initial_state_mean", "initial_state_covariance"}
-        params, lls, n_iter, converged = self._maximize(params, sequences, held, active,
-                                                        ll_offset, int(n_observed.sum()))
-        params = _rescale(params, y_scale, x_scale, inverse=True).replace(**fixed)
-        self._set_fitted(params, log_likelihoods=np.asarray(lls), n_iter=n_iter,
-                         converged=converged, y_ndim=data.y_ndim)
+        template = StateSpaceParams(**{name: np.zeros(shapes[name]) for name in PARAM_NAMES})
+        held = units.to_internal(template.replace(**{k: v for k, v in fixed.items()
+                                                     if k in PARAM_NAMES}),
+                                 fixed.get("intercept", np.zeros(n_targets)))
+        held_values = {name: getattr(held, name) for name in fixed if name in PARAM_NAMES}
+        if "intercept" in fixed:
+            held_values["D"] = held.D  # (its user columns are replaced below when free)
+        rng = check_random_state(self.random_state)
+        best = None
+        held = {name for name in fixed if name in PARAM_NAMES}
+        for attempt in range(self.n_init):
+            init = self.init if attempt == 0 else "random"
+            start, predictor_lags = initial_params(
+                sequences, self.n_states, varies & user, init=init,
+                basis_given="A" in fixed or "C" in fixed, C_given=held_values.get("C"),
+                lagged=units.lagged, rng=rng)
+            start = self._apply_held(start, held_values, fixed, d_columns, n_features)
+            run_held, run_d = held, d_columns
+            if predictor_lags is not None and not {"Q", "D"} & held:
+                # The forecasting set-up: the likelihood is the same whether the past
+                # enters through B (the Kalman predictor, Q near zero) or through the
+                # filter (B near zero), a flat ridge; the model stays the predictor, whose
+                # predict(X) is the one-step forecast: Q held at the start's small value,
+                # no direct path from the lags (D = 0 on their columns).
+                run_held = held | {"Q"}
+                run_d = d_columns.copy()
+                run_d[[j for j, _ in predictor_lags.values()]] = False
+            run = self._maximize(start, sequences, run_held, b_columns, run_d, data,
+                                 ll_offset, n_observed)
+            if best is None or run[1].best > best[1].best:
+                best = run
+        params, monitor, information = best
+        if not monitor.converged:
+            warnings.warn(
+                f"{type(self).__name__} did not converge: {monitor.reason} after "
+                f"{monitor.n_iter_run} iterations (n_iter={self.n_iter}, tol={self.tol}); "
+                "raise n_iter, or check the model (e.g. fewer states).",
+                ConvergenceWarning, stacklevel=2,
+            )
+        params, intercept = units.to_user(params)
+        params = params.replace(**{k: v for k, v in fixed.items() if k in PARAM_NAMES})
+        intercept = fixed.get("intercept", intercept)
+        self._set_fitted(params, intercept=intercept,
+                         log_likelihoods=np.asarray(monitor.history),
+                         n_iter=monitor.n_iter_run, converged=monitor.converged,
+                         y_ndim=data.y_ndim)
+        self._n_parameters = self._count_parameters(fixed, b_columns, d_columns,
+                                                    prior_free=data.n_sequences > self.n_states)
+        # The observed information at the maximum (for the uncertainty of what is derived
+        # from the fit), with the map from the search's coordinates to the user's units.
+        self._information = None if information is None else (information, units)
         return self
 
-    def _maximize(self, params, sequences, fixed, active, ll_offset, n_observed):
-        """EM until ``tol``, then polish; returns params, log-likelihoods, n_iter, flag."""
+    @staticmethod
+    def _apply_held(params, held_values, fixed, d_columns, n_features):
+        """``params`` with the held values in place (the intercept is D's last column)."""
+        changes = {k: v for k, v in held_values.items() if k != "D"}
+        if "D" in held_values:
+            D = params.D.copy()
+            if "D" in fixed:
+                D[:, :n_features] = held_values["D"][:, :n_features]
+            if "intercept" in fixed:
+                D[:, n_features:] = held_values["D"][:, n_features:]
+            changes["D"] = D
+        return params.replace(**changes)
+
+    def _count_parameters(self, fixed, b_columns, d_columns, prior_free):
+        """Free parameters, the similarity ridge taken off (for ``aic`` and ``bic``)."""
+        n, m = self.n_states, self.C_.shape[0]
+        count = {
+            "A": n * n, "C": m * n, "Q": n * (n + 1) // 2, "R": m * (m + 1) // 2,
+            "initial_state_mean": n * prior_free,
+            "initial_state_covariance": n * (n + 1) // 2 * prior_free,
+        }
+        total = sum(v for k, v in count.items() if k not in fixed)
+        total += n * int(b_columns.sum()) + m * int(d_columns.sum())
+        if not ({"A", "C", "Q"} & set(fixed)):
+            total -= n * n  # a change of basis leaves the likelihood unchanged
+        return total
+
+    def _maximize(self, params, sequences, held, b_columns, d_columns, data, ll_offset,
+                  n_observed):
+        """EM until its slow tail, then the quasi-Newton search.
+
+        Returns the parameters, the :class:`ConvergenceMonitor` and the observed
+        information (None unless certified).
+        """
+        monitor = ConvergenceMonitor(self.n_iter, offset=ll_offset, verbose=self.verbose,
+                                     name=type(self).__name__)
+        held = set(held)
+        input_mean, input_covariance = _input_moments(sequences)
+        stationary = False
+        if data.n_sequences <= self.n_states and not (set(_PRIOR) & held):
+            # A few sequence starts cannot identify a prior over n_states dimensions
+            # (maximum likelihood would collapse it onto them, wrong for every new
+            # sequence): the prior is the state's stationary distribution under the model,
+            # when it has one, and otherwise stays at the start's.
+            try:
+                m0, P0 = stationary_prior(params.A, params.B, params.Q, input_mean,
+                                          input_covariance)
+                params = params.replace(initial_state_mean=m0, initial_state_covariance=P0)
+                stationary = True
+            except (StationaryPriorError, linalg.LinAlgError, ValueError):
+                pass
+            held |= set(_PRIOR)
+        parametrization = Parametrization(
+            params, set(PARAM_NAMES) - held, b_columns, d_columns,
+            stationary_prior=stationary, input_mean=input_mean,
+            input_covariance=input_covariance)
+        if parametrization.size == 0:
+            stats, ll = e_step(params, sequences)
+            monitor.start(ll)
+            monitor.certify("every parameter is held")
+            return params, monitor, None
+
         stats, ll = e_step(params, sequences)
-        lls = [ll + ll_offset]
-        self._report(0, lls)
-        if set(PARAM_NAMES) <= fixed:
-            return params, lls, 0, True
-        converged = False
+        monitor.start(ll)
         gains = []
-        for _ in range(self.n_iter):
-            candidate = m_step(stats, params, fixed, active)
-            candidate_stats, candidate_ll = e_step(candidate, sequences)
-            # EM cannot decrease the likelihood; if round-off or a covariance floor makes
-            # it do so, the previous iterate is the maximum within reach.
-            if not candidate_ll >= ll:
-                converged = True
-                break
-            gain = candidate_ll - ll
+        while monitor.budget > 0:
+            candidate = m_step(stats, params, held, b_columns, d_columns)
+            try:
+                if stationary:
+                    m0, P0 = stationary_prior(candidate.A, candidate.B, candidate.Q,
+                                              input_mean, input_covariance)
+                    candidate = candidate.replace(initial_state_mean=m0,
+                                                  initial_state_covariance=P0)
+                candidate_stats, candidate_ll = e_step(candidate, sequences)
+            except (StationaryPriorError, linalg.LinAlgError, ValueError):
+                candidate_ll = -np.inf
+            if not monitor.report(candidate_ll, "EM") or not candidate_ll >= ll:
+                break  # (EM with a stationary prior is not guaranteed to climb)
+            gains.append(candidate_ll - ll)
             params, stats, ll = candidate, candidate_stats, candidate_ll
-            lls.append(ll + ll_offset)
-            self._report(len(lls) - 1, lls)
-            gains.append(gain)
-            if gain < self.tol * n_observed or _in_slow_tail(gains):
-                converged = True
+            if _in_slow_tail(gains) or gains[-1] <= self.tol:
                 break
-        if not converged:
-            last_gain = lls[-1] - lls[-2] if len(lls) > 1 else float("nan")
-            warnings.warn(
-                f"EM did not converge in n_iter={self.n_iter} iterations (the last one "
-                f"gained {last_gain:.3g} in log-likelihood); increase n_iter or tol.",
-                ConvergenceWarning, stacklevel=3,
-            )
-            return params, lls, len(lls) - 1, False
-
-        def record(value):
-            # (The polish starts from EM's answer re-parametrized, equal up to round-off:
-            # only iterates above EM's last value enter the history.)
-            if value + ll_offset > lls[-1]:
-                lls.append(value + ll_offset)
-                self._report(len(lls) - 1, lls, stage="polish")
-
-        # The polish shares the iteration budget: n_iter caps EM and polish together.
-        budget = min(self.n_iter - (len(lls) - 1), _MAX_POLISH_ITER)
-        if budget <= 0:
-            return params, lls, len(lls) - 1, True
-        polished, polished_ll, _, _ = polish(params, sequences, fixed, active,
-                                             max_iter=budget, tol=1e-4 * self.tol,
-                                             callback=record)
-        if polished_ll > ll:
-            params = polished
-        return params, lls, len(lls) - 1, True
-
-    def _report(self, iteration, lls, stage="EM"):
-        if self.verbose > 0:
-            gain = lls[-1] - lls[-2] if len(lls) > 1 else float("nan")
-            print(f"[KalmanFilterRegressor] {stage} iteration {iteration:4d}  "
-                  f"log-likelihood {lls[-1]:.8g}  gain {gain:.3g}", flush=True)
+        if parametrization.similarity_directions(params).shape[1]:
+            params = _normalized_basis(params, stats)
+        result = quasi_newton(params, ll, sequences, parametrization, monitor, tol=self.tol,
+                              n_observed=n_observed)
+        if result.certified:
+            monitor.certify(result.reason)
+        else:
+            monitor.stop(result.reason)
+        return result.params, monitor, result.information
 
     @classmethod
     def from_params(cls, A, C, Q, R, B=None, D=None, initial_state_mean=None,
-                    initial_state_covariance=None):
+                    initial_state_covariance=None, intercept=None):
         """A fitted model from known matrices.
 
         Parameters
@@ -435,6 +580,8 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             None means zeros.
         initial_state_covariance : array-like of shape (n_states, n_states), default=None
             None means the identity.
+        intercept : array-like of shape (n_targets,), default=None
+            The level ``d`` of the measurements; None means zeros.
 
         Returns
         -------
@@ -447,9 +594,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         >>> import numpy as np
         >>> from skkalman import KalmanFilterRegressor
         >>> model = KalmanFilterRegressor.from_params(A=[[0.9]], C=[[1.0]], Q=[[0.1]],
-        ...                                           R=[[0.1]])
-        >>> model.predict(np.zeros((3, 0))).shape
-        (3,)
+        ...                                           R=[[0.1]], intercept=[5.0])
+        >>> model.predict(np.zeros((3, 0)))
+        array([5., 5., 5.])
         """
         A = np.asarray(A, dtype=float)
         C = np.asarray(C, dtype=float)
@@ -465,20 +612,24 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             else initial_state_mean,
             initial_state_covariance=np.eye(n) if initial_state_covariance is None
             else initial_state_covariance,
+            intercept=np.zeros(m) if intercept is None else intercept,
         )
         shapes = _expected_shapes(n, p, m)
         checked = {name: _check_matrix(name, value, shapes[name],
                                        covariance=name in _COVARIANCE_NAMES)
                    for name, value in values.items()}
-        model = cls(n_states=n)
-        model._set_fitted(StateSpaceParams(**checked), log_likelihoods=np.zeros(0), n_iter=0,
-                          converged=True, y_ndim=1 if m == 1 else 2)
+        intercept = checked.pop("intercept")
+        model = cls(n_states=n, fit_intercept=bool(np.any(intercept != 0)))
+        model._set_fitted(StateSpaceParams(**checked), intercept=intercept,
+                          log_likelihoods=np.zeros(0), n_iter=0, converged=True,
+                          y_ndim=1 if m == 1 else 2)
         return model
 
-    def _set_fitted(self, params, *, log_likelihoods, n_iter, converged, y_ndim):
+    def _set_fitted(self, params, *, intercept, log_likelihoods, n_iter, converged, y_ndim):
         """The one place that writes the fitted attributes (``fit`` and ``from_params``)."""
         for name in PARAM_NAMES:
             setattr(self, f"{name}_", getattr(params, name))
+        self.intercept_ = np.asarray(intercept, dtype=float)
         self.log_likelihoods_ = log_likelihoods
         self.n_iter_ = int(n_iter)
         self.converged_ = bool(converged)
@@ -500,10 +651,11 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         params = self._params()
         if y is None:
             y = np.full((data.X.shape[0], params.n_targets), np.nan)
+        y = y - self.intercept_  # the level enters the measurements only
         return [kalman_filter(params, data.X[s], y[s]) for s in data.slices]
 
     def _output_moments(self, X, means, covariances, return_std):
-        mean = means @ self.C_.T + X @ self.D_.T
+        mean = means @ self.C_.T + X @ self.D_.T + self.intercept_
         mean = restore_y_shape(mean, self._y_ndim)
         if not return_std:
             return mean
@@ -612,6 +764,60 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = self._validate(X, y, lengths)
         return float(sum(r.log_likelihood for r in self._filter_each(data, data.y)))
 
+    def aic(self, X, y, lengths=None):
+        """Akaike's information criterion of the model on ``(X, y)``; lower is better.
+
+        ``-2 log p(y | X) + 2 k``, with ``k`` the number of free parameters of the fit
+        (a change of the state's basis, which leaves the likelihood unchanged, not counted).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        lengths : array-like of int, default=None
+
+        Returns
+        -------
+        aic : float
+        """
+        return -2.0 * self.log_likelihood(X, y, lengths) + 2.0 * self._n_free_parameters()
+
+    def bic(self, X, y, lengths=None):
+        """Bayesian information criterion of the model on ``(X, y)``; lower is better.
+
+        ``-2 log p(y | X) + k log(n)``, with ``k`` as in :meth:`aic` and ``n`` the number of
+        time steps with at least one observed measurement.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        lengths : array-like of int, default=None
+
+        Returns
+        -------
+        bic : float
+
+        Examples
+        --------
+        >>> from skkalman import KalmanFilterRegressor
+        >>> from skkalman.datasets import make_lds
+        >>> X, y, _ = make_lds(system="oscillator", n_samples=400, random_state=0)
+        >>> scores = [KalmanFilterRegressor(n).fit(X, y).bic(X, y) for n in (1, 2, 3)]
+        >>> int(np.argmin(scores)) + 1
+        2
+        """
+        data = self._validate(X, y, lengths)
+        n = int(np.sum(~np.isnan(data.y).all(axis=1)))
+        return (-2.0 * self.log_likelihood(X, y, lengths)
+                + self._n_free_parameters() * np.log(n))
+
+    def _n_free_parameters(self):
+        check_is_fitted(self)
+        return getattr(self, "_n_parameters", None) or self._count_parameters(
+            set(), np.ones(self.n_features_in_, bool),
+            np.r_[np.ones(self.n_features_in_, bool), self.fit_intercept], prior_free=False)
+
     def sample(self, X, lengths=None, random_state=None):
         """Draw measurements and states from the model, driven by the inputs ``X``.
 
@@ -639,7 +845,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             first_state = (self.initial_state_mean_
                            + gaussian_draws(rng, self.initial_state_covariance_, 1)[0])
             states[s] = simulate_states(self.A_, first_state, U[s])
-        y = states @ self.C_.T + data.X @ self.D_.T + V
+        y = states @ self.C_.T + data.X @ self.D_.T + self.intercept_ + V
         return restore_y_shape(y, self._y_ndim), states
 
     def score(self, X, y, lengths=None, sample_weight=None):

@@ -113,7 +113,10 @@ def test_nile_local_level_reaches_maximum_likelihood():
     y = sm.datasets.nile.load_pandas().data["volume"].to_numpy()
     fixed = {"A": [[1.0]], "C": [[1.0]], "initial_state_mean": [y[0]],
              "initial_state_covariance": [[1e7]]}
-    model = KalmanFilterRegressor(1, fixed=fixed).fit(np.zeros((y.size, 0)), y)
+    # (Four digits need the log-likelihood within ~1e-6 nat of its maximum: tol=1e-6.)
+    model = KalmanFilterRegressor(1, fit_intercept=False, tol=1e-6, fixed=fixed).fit(
+        np.zeros((y.size, 0)), y)
+    assert model.converged_
     assert float(model.R_[0, 0]) == pytest.approx(15099, rel=5e-5)
     assert float(model.Q_[0, 0]) == pytest.approx(1469.1, rel=5e-5)
     _assert_monotone(model.log_likelihoods_)
@@ -216,7 +219,7 @@ def test_nan_row_is_a_skipped_update(fitted):
     expected = []
     for t in range(len(y) - 5, len(y)):
         m = model.A_ @ m + model.B_ @ X[t]
-        expected.append(model.C_ @ m + model.D_ @ X[t])
+        expected.append(model.C_ @ m + model.D_ @ X[t] + model.intercept_)
     assert means_end.shape == (2,)
     np.testing.assert_allclose(fc[-5:], np.array(expected))
 
@@ -295,7 +298,7 @@ def test_lagged_target_columns_are_detected_exactly():
 def test_from_params_round_trip(fitted):
     model, X, y, _ = fitted
     clone = KalmanFilterRegressor.from_params(**{name: getattr(model, f"{name}_")
-                                                 for name in PARAMS})
+                                                 for name in PARAMS + ("intercept",)})
     np.testing.assert_array_equal(clone.predict(X), model.predict(X))
     assert clone.log_likelihood(X, y) == model.log_likelihood(X, y)
     assert clone.n_features_in_ == model.n_features_in_
@@ -363,7 +366,7 @@ def test_state_space_protocol(fitted):
     np.testing.assert_array_equal(D, model.D_)
     states = model._latent_states(X)
     assert states.shape == (len(X), 2)
-    np.testing.assert_allclose(states @ C.T + X @ D.T, model.predict(X))
+    np.testing.assert_allclose(states @ C.T + X @ D.T + model.intercept_, model.predict(X))
 
 
 def test_random_init_is_deterministic():

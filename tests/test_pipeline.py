@@ -23,13 +23,13 @@ def data():
 def test_pipeline_routes_lengths_to_the_kalman_model(data):
     X, y = data
     with sklearn.config_context(enable_metadata_routing=True):
-        model = (KalmanFilterRegressor(2, n_iter=10, tol=1.0)
+        model = (KalmanFilterRegressor(2)
                  .set_fit_request(lengths=True).set_predict_request(lengths=True))
         pipe = make_pipeline(StandardScaler(), model).fit(X, y, lengths=LENGTHS)
         routed = pipe.predict(X, lengths=LENGTHS)
         as_one = pipe.predict(X)
     Xs = StandardScaler().fit_transform(X)
-    direct = KalmanFilterRegressor(2, n_iter=10, tol=1.0).fit(Xs, y, lengths=LENGTHS)
+    direct = KalmanFilterRegressor(2).fit(Xs, y, lengths=LENGTHS)
     np.testing.assert_allclose(routed, direct.predict(Xs, lengths=LENGTHS), atol=1e-10)
     # Without lengths the second sequence would continue the first one's state.
     assert not np.allclose(routed[LENGTHS[0]:], as_one[LENGTHS[0]:])
@@ -38,7 +38,7 @@ def test_pipeline_routes_lengths_to_the_kalman_model(data):
 def test_dynamics_recovery_states_as_features_downstream(data):
     X, y = data
     with sklearn.config_context(enable_metadata_routing=True):
-        recovery = (DynamicsRecovery(KalmanFilterRegressor(2, n_iter=10, tol=1.0))
+        recovery = (DynamicsRecovery(KalmanFilterRegressor(2))
                     .set_fit_request(lengths=True).set_transform_request(lengths=True))
         pipe = make_pipeline(recovery, Ridge()).fit(X, y, lengths=LENGTHS)
         prediction = pipe.predict(X, lengths=LENGTHS)

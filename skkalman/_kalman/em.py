@@ -18,7 +18,7 @@ parameters).
 from typing import NamedTuple
 
 import numpy as np
-from scipy import linalg, optimize
+from scipy import linalg
 
 from .._linalg import cho_factor_psd, cho_solve, nearest_psd, symmetrize
 from ._compiled import complete_rows
@@ -30,8 +30,8 @@ __all__ = [
     "SufficientStatistics",
     "e_step",
     "log_likelihood",
+    "expected_gradient",
     "m_step",
-    "polish",
 ]
 
 PARAM_NAMES = (
@@ -129,7 +129,7 @@ def e_step(params, sequences):
     >>> stats, ll = e_step(params, [(np.zeros((4, 0)), y)])
     >>> stats.n_transitions, stats.n_rows
     (3, 4)
-    >>> new = m_step(stats, params, fixed={"A", "C"}, active_inputs=np.zeros(0, bool))
+    >>> new = m_step(stats, params, {"A", "C"}, np.zeros(0, bool), np.zeros(0, bool))
     >>> bool(e_step(new, [(np.zeros((4, 0)), y)])[1] >= ll)
     True
     """
@@ -205,24 +205,22 @@ def _floored(M):
     return nearest_psd(M, floor=_COV_FLOOR * scale)
 
 
-def _pair_m_step(S_ss, S_sx, S_xx, S_ys, S_yx, W_s, W_x, free_s, free_x, active):
-    """Maximize over ``(W_s, W_x)`` in ``y = W_s s + W_x x``; inactive inputs keep 0."""
-    W_s, W_x = W_s.copy(), W_x.copy()
-    a = active
-    if free_s and free_x:
-        S_zz = np.block([[S_ss, S_sx[:, a]], [S_sx[:, a].T, S_xx[np.ix_(a, a)]]])
-        W = _regression(S_zz, np.hstack([S_ys, S_yx[:, a]]))
-        n = S_ss.shape[0]
-        W_s = W[:, :n]
-        W_x[:, a] = W[:, n:]
-    elif free_s:
-        W_s = _regression(S_ss, S_ys - W_x @ S_sx.T)
-    elif free_x and a.any():
-        W_x[:, a] = _regression(S_xx[np.ix_(a, a)], (S_yx - W_s @ S_sx)[:, a])
-    return W_s, W_x
+def _conditional_regression(S_zz, S_tz, W, free):
+    """Maximize over the ``free`` columns of ``W`` in ``t = W z``, the others held.
+
+    ``S_zz = sum z z^T`` and ``S_tz = sum t z^T``; the held columns' contribution is
+    taken off the target first, so the answer is the exact conditional maximizer.
+    """
+    W = W.copy()
+    if not free.any():
+        return W
+    held = ~free
+    target = S_tz[:, free] - W[:, held] @ S_zz[np.ix_(held, free)]
+    W[:, free] = _regression(S_zz[np.ix_(free, free)], target)
+    return W
 
 
-def m_step(stats, params, fixed, active_inputs):
+def m_step(stats, params, fixed, b_columns, d_columns):
     """Maximize the expected complete-data log-likelihood over the free parameters.
 
     Parameters
@@ -231,10 +229,11 @@ def m_step(stats, params, fixed, active_inputs):
     params : StateSpaceParams
         Current values; the fixed ones are returned unchanged (the same arrays).
     fixed : set of str
-        Names (from :data:`PARAM_NAMES`) held at their current values.
-    active_inputs : ndarray of bool of shape (n_features,)
-        Inputs that vary; ``B`` and ``D`` columns of the others are not estimated (their
-        normal equations are singular), they keep their current values.
+        Names among ``A, C, Q, R, initial_state_mean, initial_state_covariance`` held at
+        their current values.
+    b_columns, d_columns : ndarray of bool of shape (n_features,)
+        Free columns of ``B`` and of ``D``; the others keep their current values (held
+        by the user, or inputs that never vary, whose normal equations are singular).
 
     Returns
     -------
@@ -246,28 +245,27 @@ def m_step(stats, params, fixed, active_inputs):
     """
     s = stats
     free = {name: name not in fixed for name in PARAM_NAMES}
+    n = params.n_states
     new = {}
     # (A, B) jointly, then Q at the new values: the transition's regressors are shared by
     # every state equation, so the (A, B) maximizer does not depend on Q.
-    A, B = _pair_m_step(s.S_prev_prev, s.S_prev_x, s.S_xx_trans, s.S_cur_prev, s.S_cur_x,
-                        params.A, params.B, free["A"], free["B"], active_inputs)
     if s.n_transitions > 0:
-        if free["A"]:
-            new["A"] = A
-        if free["B"]:
-            new["B"] = B
+        S_zz = np.block([[s.S_prev_prev, s.S_prev_x], [s.S_prev_x.T, s.S_xx_trans]])
+        W = _conditional_regression(
+            S_zz, np.hstack([s.S_cur_prev, s.S_cur_x]), np.hstack([params.A, params.B]),
+            np.concatenate([np.full(n, free["A"]), b_columns]))
+        A, B = W[:, :n], W[:, n:]
+        new["A"], new["B"] = A, B
         if free["Q"]:
             new["Q"] = _floored(_residual_covariance(
                 s.S_cur_cur, s.S_cur_prev, s.S_prev_prev, s.S_prev_x, s.S_cur_x,
                 s.S_xx_trans, A, B, s.n_transitions))
-    else:
-        A, B = params.A, params.B
-    C, D = _pair_m_step(s.S_ss, s.S_sx, s.S_xx, s.S_ys, s.S_yx, params.C, params.D,
-                        free["C"], free["D"], active_inputs)
-    if free["C"]:
-        new["C"] = C
-    if free["D"]:
-        new["D"] = D
+    S_zz = np.block([[s.S_ss, s.S_sx], [s.S_sx.T, s.S_xx]])
+    W = _conditional_regression(
+        S_zz, np.hstack([s.S_ys, s.S_yx]), np.hstack([params.C, params.D]),
+        np.concatenate([np.full(n, free["C"]), d_columns]))
+    C, D = W[:, :n], W[:, n:]
+    new["C"], new["D"] = C, D
     if free["R"]:
         new["R"] = _floored(_residual_covariance(
             s.S_yy, s.S_ys, s.S_ss, s.S_sx, s.S_yx, s.S_xx, C, D, s.n_rows))
@@ -281,14 +279,12 @@ def m_step(stats, params, fixed, active_inputs):
     return params.replace(**new)
 
 
-# --- Polishing: quasi-Newton on the exact log-likelihood ---------------------------------
-
-_COVARIANCES = ("Q", "R", "initial_state_covariance")
-# Log-likelihood gain (absolute) below which a polish iteration counts as no progress.
-_NEGLIGIBLE_GAIN = 1e-2
 
 
-def _expected_gradient(stats, params):
+# --- The gradient of the exact log-likelihood (Fisher identity) --------------------------
+
+
+def expected_gradient(stats, params):
     """Gradient of the expected complete-data log-likelihood at ``params``.
 
     By Fisher's identity this is the gradient of ``log p(y | x)`` when ``stats`` come from
@@ -321,176 +317,3 @@ def _expected_gradient(stats, params):
         "initial_state_mean": cho_solve(L_P0, s.S_first - s.n_sequences * m0),
         "initial_state_covariance": cov_grad(L_P0, E_0, s.n_sequences),
     }
-
-
-class _Packing:
-    """Free parameters <-> one vector; covariances as log-Cholesky factors."""
-
-    def __init__(self, params, free, active_inputs):
-        self.base = params
-        self.free = [name for name in PARAM_NAMES if name in free]
-        self.active = active_inputs
-
-    def _tril(self, n):
-        return np.tril_indices(n)
-
-    def pack(self, params):
-        parts = []
-        for name in self.free:
-            value = getattr(params, name)
-            if name in _COVARIANCES:
-                L = cho_factor_psd(value)
-                L[np.diag_indices_from(L)] = np.log(np.diag(L))
-                parts.append(L[self._tril(L.shape[0])])
-            elif name in ("B", "D"):
-                parts.append(value[:, self.active].ravel())
-            else:
-                parts.append(np.ravel(value))
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-    def unpack(self, theta):
-        changes, i = {}, 0
-        for name in self.free:
-            template = getattr(self.base, name)
-            if name in _COVARIANCES:
-                n = template.shape[0]
-                k = n * (n + 1) // 2
-                L = np.zeros((n, n))
-                L[self._tril(n)] = theta[i:i + k]
-                L[np.diag_indices(n)] = np.exp(np.diag(L))
-                changes[name] = symmetrize(L @ L.T)
-            elif name in ("B", "D"):
-                value = template.copy()
-                k = value.shape[0] * int(self.active.sum())
-                value[:, self.active] = theta[i:i + k].reshape(value.shape[0], -1)
-                changes[name] = value
-            else:
-                k = template.size
-                changes[name] = theta[i:i + k].reshape(template.shape)
-            i += k
-        return self.base.replace(**changes)
-
-    def gradient(self, grads, params):
-        parts = []
-        for name in self.free:
-            G = grads[name]
-            if name in _COVARIANCES:
-                L = cho_factor_psd(getattr(params, name))
-                dL = 2.0 * G @ L  # d log p / dL for Σ = L L^T
-                dL[np.diag_indices_from(dL)] *= np.diag(L)  # through L_ii = exp(l_ii)
-                parts.append(dL[self._tril(L.shape[0])])
-            elif name in ("B", "D"):
-                parts.append(G[:, self.active].ravel())
-            else:
-                parts.append(np.ravel(G))
-        return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def polish(params, sequences, fixed, active_inputs, *, max_iter=30, tol=1e-7, callback=None):
-    """Maximize the exact log-likelihood over the free parameters by L-BFGS.
-
-    EM's last iterations crawl when the likelihood is flat along some direction (a slow
-    tail, typical of variance parameters); a quasi-Newton search started at EM's answer
-    finishes in a few steps. Each evaluation is one filter + smoother pass, the gradient
-    coming from Fisher's identity. The search never returns a worse point than its start,
-    and it stops when two iterations in a row gain less than 0.01 in log-likelihood without
-    the gains shrinking tenfold (a crawl along a flat ridge, not convergence).
-
-    Parameters
-    ----------
-    params : StateSpaceParams
-        The starting point (EM's answer).
-    sequences : list of (X, y) pairs
-    fixed : set of str
-        Names held at their values.
-    active_inputs : ndarray of bool of shape (n_features,)
-    max_iter : int, default=30
-        Most quasi-Newton iterations.
-    tol : float, default=1e-7
-        Stop when an iteration raises the log-likelihood by less than ``tol`` per observed
-        measurement (relative to the log-likelihood per measurement when that exceeds 1).
-    callback : callable, default=None
-        Called as ``callback(log_likelihood)`` after each iteration that improved it.
-
-    Returns
-    -------
-    params : StateSpaceParams
-    log_likelihood : float
-    n_iter : int
-    converged : bool
-        Whether the search stopped at a stationary point or on a flat ridge (not at
-        ``max_iter``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skkalman._kalman import StateSpaceParams
-    >>> from skkalman._kalman.em import log_likelihood, polish
-    >>> rng = np.random.default_rng(0)
-    >>> y = np.cumsum(rng.standard_normal(50))[:, None] + rng.standard_normal((50, 1))
-    >>> params = StateSpaceParams(
-    ...     A=np.eye(1), B=np.zeros((1, 0)), C=np.eye(1), D=np.zeros((1, 0)),
-    ...     Q=np.eye(1) * 0.3, R=np.eye(1) * 3.0, initial_state_mean=y[0],
-    ...     initial_state_covariance=np.eye(1))
-    >>> fixed = {"A", "C", "initial_state_mean", "initial_state_covariance"}
-    >>> sequences = [(np.zeros((50, 0)), y)]
-    >>> better, ll, n_iter, converged = polish(params, sequences, fixed, np.zeros(0, bool))
-    >>> converged, bool(ll > log_likelihood(params, sequences))
-    (True, True)
-    """
-    free = [name for name in PARAM_NAMES if name not in fixed]
-    if params.n_features == 0 or not np.any(active_inputs):
-        free = [name for name in free if name not in ("B", "D")]
-    packing = _Packing(params, free, active_inputs)
-    n_obs = max(sum(int(np.sum(~np.isnan(y))) for _, y in sequences), 1)
-    cache = {}
-
-    def objective(theta):
-        key = theta.tobytes()
-        if key not in cache:
-            candidate = packing.unpack(theta)
-            try:
-                stats, ll = e_step(candidate, sequences)
-                grad = packing.gradient(_expected_gradient(stats, candidate), candidate)
-            except (linalg.LinAlgError, ValueError, FloatingPointError):
-                ll, grad = -np.inf, np.zeros_like(theta)
-            if not np.isfinite(ll) or not np.all(np.isfinite(grad)):
-                ll, grad = -np.inf, np.zeros_like(theta)
-            cache.clear()
-            cache[key] = (ll, grad)
-        ll, grad = cache[key]
-        # Scaled per observation so that the optimizer's tolerances mean the same for
-        # short and long data.
-        value = -ll / n_obs if np.isfinite(ll) else np.inf
-        return value, -grad / n_obs
-
-    theta0 = packing.pack(params)
-    start_ll = -objective(theta0)[0] * n_obs
-    best = {"theta": theta0, "ll": start_ll, "n_iter": 0}
-
-    gains = []
-
-    def step(intermediate_result):
-        best["n_iter"] += 1
-        ll = -intermediate_result.fun * n_obs
-        gain = ll - best["ll"]
-        if gain > 0:
-            best["theta"], best["ll"] = intermediate_result.x.copy(), ll
-            if callback is not None:
-                callback(ll)
-        gains.append(max(gain, 0.0))
-        # Gains too small to be evidence between two models (a likelihood ratio near 1) and
-        # not shrinking fast: the search crawls along a flat ridge (e.g. the directions of a
-        # change of state basis) instead of converging superlinearly. Stop there.
-        if (len(gains) >= 2 and gains[-2] < _NEGLIGIBLE_GAIN
-                and 0.1 * gains[-2] < gains[-1] < _NEGLIGIBLE_GAIN):
-            best["stalled"] = True
-            raise StopIteration
-
-    with np.errstate(over="ignore", invalid="ignore"):
-        result = optimize.minimize(
-            objective, theta0, jac=True, method="L-BFGS-B", callback=step,
-            options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-10},
-        )
-    converged = bool(result.success) or best.get("stalled", False)
-    return packing.unpack(best["theta"]), best["ll"], best["n_iter"], converged

@@ -37,6 +37,8 @@ __all__ = ["subspace_identification"]
 # Relative size below which a column of the past is taken as a linear combination of the
 # others (exact duplicates arise when the inputs are lagged outputs).
 _RANK_TOL = 1e-9
+# Smallest starting measurement variance, relative to the innovation variance.
+_NOISE_FLOOR = 0.05
 
 
 def _regressors(X, y, p):
@@ -246,9 +248,13 @@ def subspace_identification(sequences, n_states, active_inputs, n_past=None):
             residuals.append(y - S @ C.T - X @ D.T)
         Lam = _autocovariances(residuals, max(f, 2))
         Q_cm, R_cm = _noise_by_covariance_matching(A, C, Lam)
-        # A negative eigenvalue (sampling error) is lifted to a small fraction of the
-        # largest, not to zero: EM cannot revive a variance it starts at zero.
-        R = _floor(R_cm, R)
+        # A negative or vanishing eigenvalue (sampling error, or a noise split the
+        # autocovariances hardly constrain) is lifted to a fraction of the innovation
+        # variance, not to zero: the maximization starts inside the model, where neither
+        # noise is ruled out (EM cannot revive a variance it starts at zero, and in
+        # log-Cholesky coordinates the search could only crawl back).
+        innovation = R
+        R = nearest_psd(R_cm, floor=_NOISE_FLOOR * np.trace(innovation) / n_targets)
         Q = nearest_psd(Q_cm, floor=1e-3 * max(np.linalg.eigvalsh(Q_cm)[-1], 0.0))
         Q = _floor(Q, _covariance(states))
     m0 = states.mean(axis=0)

@@ -1,0 +1,115 @@
+"""The model's starting point: subspace identification, or moment and random guesses.
+
+Everything here works in the estimator's internal units (standardized inputs and
+measurements) on a list of ``(X, y)`` sequences; held parameters are applied by the
+caller afterwards.
+"""
+
+import numpy as np
+
+from .._linalg import nearest_psd
+from .params import StateSpaceParams
+from .subspace import predictor_identification, subspace_identification
+
+__all__ = ["initial_params"]
+
+
+def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis_given=False,
+                   C_given=None, lagged=None, rng=None):
+    """A starting point for the maximization.
+
+    Parameters
+    ----------
+    sequences : list of (X, y) pairs
+    n_states : int
+    active_inputs : ndarray of bool of shape (n_features,)
+        Inputs that vary (the others get zero ``B`` and ``D`` columns).
+    init : {"subspace", "random"}, default="subspace"
+        ``"subspace"``: predictor-based subspace identification (or, when every target's
+        previous value is an input, the steady-state Kalman predictor of a subspace fit);
+        ``"random"``: a random stable ``A`` and random ``C``, drawn from ``rng``.
+    basis_given : bool, default=False
+        Whether a held ``A`` or ``C`` fixes the state's basis; subspace identification
+        would pick another one, so the moment guesses are used instead.
+    C_given : ndarray of shape (n_targets, n_states), default=None
+        A held ``C``: the noise guesses are then read in its units.
+    lagged : dict, default=None
+        ``{target: (column, factor)}`` when every target's previous value is an input
+        (see :func:`~skkalman._kalman.subspace.lagged_target_columns`): the start is then
+        the steady-state Kalman predictor.
+    rng : numpy.random.RandomState, default=None
+        For ``init="random"``.
+
+    Returns
+    -------
+    params : StateSpaceParams
+    predictor_lags : dict or None
+        When the start is the steady-state Kalman predictor (every target's previous
+        value is an input), ``{target: (column, factor)}`` of the lag columns; else None.
+    """
+    n_features = sequences[0][0].shape[1]
+    n_targets = sequences[0][1].shape[1]
+    if init == "subspace" and not basis_given:
+        # Subspace identification regresses on long windows of the past, which scattered
+        # missing entries would nearly all touch: it runs on interpolated measurements
+        # (a start only; the likelihood uses the observed entries alone).
+        filled = [(X, _interpolated(y)) for X, y in sequences]
+        if lagged:
+            params = predictor_identification(filled, n_states, active_inputs, lagged)
+            if params is not None:
+                return params, lagged
+        params = subspace_identification(filled, n_states, active_inputs)
+        if params is not None:
+            return params, None
+    y = np.vstack([y for _, y in sequences])
+    variance = np.nanvar(y, axis=0)
+    variance = np.where(np.isfinite(variance) & (variance > 0), variance, 1.0)
+    if init == "random" and not basis_given:
+        U, _ = np.linalg.qr(rng.standard_normal((n_states, n_states)))
+        A = U @ np.diag(rng.uniform(0.3, 0.9, n_states)) @ U.T
+        C = rng.standard_normal((n_targets, n_states)) / np.sqrt(n_states)
+    else:
+        # Moment guesses, deterministic: a slowly decaying state read by the leading
+        # principal directions of y.
+        A = 0.9 * np.eye(n_states)
+        y0 = np.where(np.isnan(y), np.nanmean(y, axis=0), y)
+        _, s, Vt = np.linalg.svd(y0 - y0.mean(axis=0), full_matrices=False)
+        C = np.zeros((n_targets, n_states))
+        k = min(n_states, Vt.shape[0])
+        C[:, :k] = Vt[:k].T * (s[:k] / np.sqrt(y0.shape[0]) + 1e-3)
+    if C_given is not None:
+        C = C_given
+    # Noise guesses in the state's own units (a held C sets them): half the variance of
+    # the state's steps, read off y by least squares.
+    y_mean = np.nanmean(y, axis=0)
+    states = [np.linalg.lstsq(C, np.where(np.isnan(y_k), y_mean, y_k).T, rcond=None)[0].T
+              for _, y_k in sequences]
+    S = np.vstack(states)
+    steps = np.vstack([np.diff(S_k, axis=0) for S_k in states])
+    if steps.shape[0] == 0:  # sequences of one row: no steps to measure
+        steps = S - S.mean(axis=0)
+    Q = 0.5 * np.atleast_2d(np.cov(steps, rowvar=False, bias=True))
+    Q = nearest_psd(Q, floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
+    P0 = nearest_psd(np.atleast_2d(np.cov(S, rowvar=False, bias=True)),
+                     floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
+    return StateSpaceParams(
+        A=A, B=np.zeros((n_states, n_features)), C=C,
+        D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
+        initial_state_mean=S.mean(axis=0), initial_state_covariance=P0,
+    ), None
+
+
+def _interpolated(y):
+    """``y`` with each column's missing entries linearly interpolated (held at the ends)."""
+    missing = np.isnan(y)
+    if not missing.any():
+        return y
+    y = y.copy()
+    rows = np.arange(y.shape[0])
+    for j in range(y.shape[1]):
+        seen = ~missing[:, j]
+        if seen.any():
+            y[~seen, j] = np.interp(rows[~seen], rows[seen], y[seen, j])
+        else:
+            y[:, j] = 0.0  # never measured in this sequence: its (centred) mean
+    return y

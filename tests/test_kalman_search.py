@@ -1,0 +1,179 @@
+"""EM steps, the gradient the search follows, its coordinates, and the convergence monitor."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skkalman._kalman import StateSpaceParams
+from skkalman._kalman.em import PARAM_NAMES, e_step, expected_gradient, log_likelihood, m_step
+from skkalman._kalman.monitor import ConvergenceMonitor
+from skkalman._kalman.search import (
+    Parametrization,
+    StationaryPriorError,
+    stationary_prior,
+    transform,
+)
+from skkalman.datasets import make_lds
+
+
+def _problem(seed, n_states=2, n_inputs=1, n_targets=2, T=80, missing=0.0, lengths=None):
+    X, y, system = make_lds(n_states=n_states, n_inputs=n_inputs, n_outputs=n_targets,
+                            n_samples=T, lengths=lengths, direct_feedthrough=True,
+                            random_state=seed)
+    y = y.reshape(T, -1).copy()
+    rng = np.random.default_rng(seed)
+    y[rng.random(y.shape) < missing] = np.nan
+    # A constant input column, as the estimator appends for the intercept.
+    X = np.hstack([X, np.ones((T, 1))])
+    params = StateSpaceParams(**{**system.params, "B": np.hstack(
+        [system.B, np.zeros((n_states, 1))]), "D": np.hstack([system.D, 0.3 * np.ones(
+            (n_targets, 1))])})
+    lengths = [T] if lengths is None else lengths
+    ends = np.cumsum(lengths)
+    sequences = [(X[e - k:e], y[e - k:e]) for e, k in zip(ends, lengths, strict=True)]
+    return params, sequences
+
+
+def _perturbed(params, seed, scale=0.1):
+    rng = np.random.default_rng(seed)
+    n = params.n_states
+
+    def jitter(M):
+        return M + scale * rng.standard_normal(M.shape)
+
+    return params.replace(
+        A=0.8 * jitter(params.A) / max(1.0, np.max(np.abs(np.linalg.eigvals(jitter(
+            params.A))))),
+        B=jitter(params.B), C=jitter(params.C), D=jitter(params.D),
+        Q=params.Q + 0.05 * np.eye(n), R=params.R * 1.5,
+        initial_state_mean=jitter(params.initial_state_mean),
+        initial_state_covariance=params.initial_state_covariance + 0.2 * np.eye(n),
+    )
+
+
+# --- EM, unguarded ----------------------------------------------------------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), missing=st.sampled_from([0.0, 0.2]),
+       held=st.sets(st.sampled_from(["A", "C", "Q", "R", "initial_state_mean",
+                                     "initial_state_covariance"]), max_size=3),
+       n_sequences=st.integers(1, 3))
+def test_em_steps_never_decrease_the_likelihood(seed, missing, held, n_sequences):
+    # The bare kernels, no guard: every M-step after an E-step must climb (up to round-off).
+    T = 90
+    lengths = [T // n_sequences] * (n_sequences - 1) + [T - (T // n_sequences) * (
+        n_sequences - 1)]
+    params, sequences = _problem(seed, missing=missing, T=T, lengths=lengths)
+    params = _perturbed(params, seed)
+    rng = np.random.default_rng(seed)
+    b_columns = np.array([True, False])
+    d_columns = np.array([bool(rng.random() < 0.7), True])
+    held_column = params.B[:, 1].copy()
+    stats, ll = e_step(params, sequences)
+    for _ in range(6):
+        params = m_step(stats, params, held, b_columns, d_columns)
+        stats, new_ll = e_step(params, sequences)
+        assert new_ll >= ll - 1e-9 * abs(ll), (new_ll, ll)
+        ll = new_ll
+    np.testing.assert_array_equal(params.B[:, 1], held_column)  # held columns stay
+
+
+# --- the gradient ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stationary", [False, True])
+@pytest.mark.parametrize("missing", [0.0, 0.25])
+def test_parametrization_gradient_matches_finite_differences(stationary, missing):
+    params, sequences = _problem(3, missing=missing)
+    params = _perturbed(params, 3)
+    x_all = np.vstack([X for X, _ in sequences])
+    mean, cov = x_all.mean(axis=0), np.cov(x_all, rowvar=False, bias=True)
+    free = {"A", "C", "Q", "R"} | (set() if stationary else
+                                   {"initial_state_mean", "initial_state_covariance"})
+    par = Parametrization(params, free, np.array([True, False]), np.array([True, True]),
+                          stationary_prior=stationary, input_mean=mean,
+                          input_covariance=cov)
+    theta = par.pack(par.unpack(par.pack(params)))
+
+    def ll(t):
+        return log_likelihood(par.unpack(t), sequences)
+
+    p = par.unpack(theta)
+    stats, _ = e_step(p, sequences)
+    analytic = par.gradient(expected_gradient(stats, p), p)
+    h = 1e-6
+    numeric = np.array([(ll(theta + h * e) - ll(theta - h * e)) / (2 * h)
+                        for e in np.eye(theta.size)])
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5)
+
+
+def test_pack_unpack_round_trip_and_held_values():
+    params, _ = _problem(1)
+    par = Parametrization(params, {"A", "Q"}, np.array([False, False]),
+                          np.array([True, True]))
+    back = par.unpack(par.pack(params))
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(getattr(back, name), getattr(params, name), atol=1e-13)
+    assert back.C is params.C and back.B is params.B  # held: the same arrays
+
+
+def test_stationary_prior_is_the_stationary_distribution():
+    params, _ = _problem(2)
+    mean = np.array([0.5, 1.0])
+    cov = np.array([[2.0, 0.0], [0.0, 0.0]])
+    m0, P0 = stationary_prior(params.A, params.B, params.Q, mean, cov)
+    np.testing.assert_allclose(m0, params.A @ m0 + params.B @ mean)
+    np.testing.assert_allclose(P0, params.A @ P0 @ params.A.T + params.Q
+                               + params.B @ cov @ params.B.T)
+    with pytest.raises(StationaryPriorError):
+        stationary_prior(np.eye(2), params.B, params.Q, mean, cov)
+
+
+def test_similarity_directions_leave_the_likelihood_unchanged():
+    params, sequences = _problem(4)
+    par = Parametrization(params, {"A", "C", "Q", "R", "initial_state_mean",
+                                   "initial_state_covariance"},
+                          np.array([True, False]), np.array([True, True]))
+    tangent = par.similarity_directions(params)
+    assert tangent.shape == (par.size, params.n_states**2)
+    assert np.linalg.matrix_rank(tangent) == params.n_states**2
+    stats, _ = e_step(params, sequences)
+    gradient = par.gradient(expected_gradient(stats, params), params)
+    # Along the ridge the likelihood is constant: the gradient is orthogonal to it.
+    scale = np.linalg.norm(gradient) * np.linalg.norm(tangent, axis=0)
+    np.testing.assert_array_less(np.abs(gradient @ tangent), 1e-8 * scale + 1e-10)
+    T = np.array([[2.0, 0.3], [-0.1, 0.7]])
+    assert log_likelihood(transform(params, T), sequences) == pytest.approx(
+        log_likelihood(params, sequences), rel=1e-10)
+    # A held A pins the basis: no ridge to leave out.
+    pinned = Parametrization(params, {"C", "Q", "R"}, np.array([True, False]),
+                             np.array([True, True]))
+    assert pinned.similarity_directions(params).shape[1] == 0
+
+
+# --- the monitor ------------------------------------------------------------------------------
+
+
+def test_monitor_counts_every_iteration_and_records_only_climbs():
+    monitor = ConvergenceMonitor(n_iter=5, offset=1.0)
+    monitor.start(-3.0)
+    assert monitor.report(-2.0, "EM")
+    assert not monitor.report(-2.5, "EM")  # a decrease is counted, never recorded
+    assert not monitor.report(np.nan, "search")
+    assert monitor.history == [-2.0, -1.0]
+    assert monitor.n_iter_run == 3 and monitor.budget == 2
+    assert monitor.best == -2.0
+    assert not monitor.converged and monitor.reason is None
+    monitor.certify("gradient below tol")
+    assert monitor.converged
+
+
+def test_monitor_verbose_prints_each_recorded_iterate(capsys):
+    monitor = ConvergenceMonitor(n_iter=3, verbose=1, name="M")
+    monitor.start(-3.0)
+    monitor.report(-2.0, "EM")
+    monitor.report(-2.5, "EM")
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("[M] start")
