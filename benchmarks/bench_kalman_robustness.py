@@ -94,6 +94,7 @@ def independent_search(model, X, y, lengths, max_iter=3000, return_params=False)
     entries, and Cholesky factors of the covariances.
     """
     n, m = model.A_.shape[0], model.C_.shape[0]
+    y = np.asarray(y, dtype=float).reshape(len(y), -1)
     learned_prior = len(lengths) > n
     Xa = np.hstack([X, np.ones((X.shape[0], 1))])
     sequences = [(Xa[s], y[s]) for s in _slices(lengths)]
@@ -164,6 +165,8 @@ def independent_search(model, X, y, lengths, max_iter=3000, return_params=False)
         # L-BFGS-B's line search needs finite values: outside the domain (an unstable A
         # under a stationary prior, a failed factorization), a steep bowl around the last
         # feasible point sends it back.
+        if "theta" not in feasible:
+            return np.inf, np.zeros_like(theta)
         d = theta - feasible["theta"]
         return feasible["f"] + 1e4 * (1.0 + d @ d), 2e4 * d
 

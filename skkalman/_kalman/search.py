@@ -381,6 +381,12 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
                                             or expected_gain <= 0.01 * target):
                 hessian = _hessian(objective, x, g)
                 checks += 1
+                if hessian is None:
+                    return state.result(
+                        False, "the likelihood keeps rising towards the edge of the model's "
+                        "domain, where it is not defined (e.g. an eigenvalue of A on the "
+                        "unit circle under the stationary prior: hold the prior with "
+                        "fixed=, or give more sequences than states)", np.inf)
                 decrement = _newton_decrement(hessian, g)
                 probed = False
                 if decrement is None and hessian is not None and _newton_decrement(

@@ -8,8 +8,9 @@ caller afterwards.
 import numpy as np
 
 from .._linalg import nearest_psd
+from .em import log_likelihood
 from .params import StateSpaceParams
-from .subspace import predictor_identification, subspace_identification
+from .subspace import predictor_form, subspace_candidates
 
 __all__ = ["initial_params"]
 
@@ -52,15 +53,19 @@ def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis
     if init == "subspace" and not basis_given:
         # Subspace identification regresses on long windows of the past, which scattered
         # missing entries would nearly all touch: it runs on interpolated measurements
-        # (a start only; the likelihood uses the observed entries alone).
+        # (a start only; the likelihood uses the observed entries alone). One estimate
+        # per length of the past; the start is the one the data find likeliest.
         filled = [(X, _interpolated(y)) for X, y in sequences]
         if lagged:
-            params = predictor_identification(filled, n_states, active_inputs, lagged)
-            if params is not None:
-                return params, lagged
-        params = subspace_identification(filled, n_states, active_inputs)
-        if params is not None:
-            return params, None
+            exogenous = np.asarray(active_inputs, dtype=bool).copy()
+            exogenous[[j for j, _ in lagged.values()]] = False
+            found = [predictor_form(c.params, lagged)
+                     for c in subspace_candidates(filled, n_states, exogenous)]
+        else:
+            found = [c.params for c in subspace_candidates(filled, n_states, active_inputs)]
+        best = _likeliest([params for params in found if params is not None], sequences)
+        if best is not None:
+            return best, lagged or None
     y = np.vstack([y for _, y in sequences])
     variance = np.nanvar(y, axis=0)
     variance = np.where(np.isfinite(variance) & (variance > 0), variance, 1.0)
@@ -97,6 +102,19 @@ def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis
         D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
         initial_state_mean=S.mean(axis=0), initial_state_covariance=P0,
     ), None
+
+
+def _likeliest(candidates, sequences):
+    """The candidate with the highest log-likelihood (None if none is finite)."""
+    best, best_ll = None, -np.inf
+    for params in candidates:
+        try:
+            ll = log_likelihood(params, sequences)
+        except (np.linalg.LinAlgError, ValueError):
+            continue
+        if np.isfinite(ll) and ll > best_ll:
+            best, best_ll = params, ll
+    return best
 
 
 def _interpolated(y):

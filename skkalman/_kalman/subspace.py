@@ -24,51 +24,24 @@ model found is the Kalman predictor's own form (``Q`` near zero, the gain in ``B
 one whose ``predict(X)`` forecasts well.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import linalg
+from scipy import fft, linalg
 
 from .._linalg import nearest_psd, symmetrize
 from .params import StateSpaceParams
 from .simulate import simulate_states
 
-__all__ = ["subspace_identification"]
+__all__ = ["SubspaceCandidate", "lagged_target_columns", "predictor_form",
+           "subspace_candidates", "subspace_identification"]
 
 # Relative size below which a column of the past is taken as a linear combination of the
 # others (exact duplicates arise when the inputs are lagged outputs).
 _RANK_TOL = 1e-9
 # Smallest starting measurement variance, relative to the innovation variance.
 _NOISE_FLOOR = 0.05
-
-
-def _regressors(X, y, p):
-    """Rows ``t >= p`` of one sequence: ``y_t``, ``x_t`` and the past lag blocks.
-
-    The past of row ``t`` is ``(x_{t-1}, y_{t-1}, x_{t-2}, y_{t-2}, ..., x_{t-p}, y_{t-p})``.
-    """
-    T = y.shape[0]
-    t = np.arange(p, T)
-    if t.size == 0:
-        return None
-    psi = np.hstack([X, y])  # (T, n_features + n_targets)
-    W = sliding_window_view(psi, p, axis=0)[t - p][..., ::-1]  # (N, n_psi, p) newest first
-    past = W.transpose(0, 2, 1).reshape(t.size, -1)
-    return t, y[t], X[t], past
-
-
-def _collect(sequences, p):
-    parts = []
-    for k, (X, y) in enumerate(sequences):
-        r = _regressors(X, y, p)
-        if r is None:
-            continue
-        t, y_t, x_t, past = r
-        ok = np.isfinite(past).all(axis=1) & np.isfinite(y_t).all(axis=1)
-        parts.append((np.column_stack([np.full(ok.sum(), k), t[ok]]), y_t[ok], x_t[ok],
-                      past[ok]))
-    if not parts:
-        return None
-    return tuple(np.vstack(column) for column in zip(*parts, strict=True))
 
 
 def _lstsq(Z, Y):
@@ -84,13 +57,6 @@ def _floor(S, reference):
     # keep them positive definite, relative to the scale of the variable they belong to.
     scale = max(float(np.trace(reference)) / reference.shape[0], np.finfo(float).tiny)
     return nearest_psd(S, floor=1e-8 * scale)
-
-
-def _independent_columns(Z):
-    """Columns of ``Z`` not (numerically) combinations of the columns before them."""
-    R = linalg.qr(Z, mode="r", check_finite=False)[0]
-    d = np.abs(np.diag(R))
-    return d > _RANK_TOL * max(d.max(initial=0.0), np.finfo(float).tiny)
 
 
 def _autocovariances(residuals, n_lags):
@@ -137,25 +103,98 @@ def _noise_by_covariance_matching(A, C, Lam):
     return symmetrize(Q + np.triu(Q, 1).T), symmetrize(R + np.triu(R, 1).T)
 
 
+class _LagSums:
+    """Exact sums of lagged products of ``psi_t``, for least-squares regressions on the past.
+
+    ``block(i, d) = sum over rows t = P..T-1 of psi_{t-i} psi_{t-i-d}^T`` (summed over
+    sequences, ``P = max_past``): every block of the normal equations of a regression of
+    row ``t`` on ``psi_{t-1}, ..., psi_{t-p}``, for any ``p <= P``, on the same rows (so
+    that the orders compare). It is the full lagged sum (by FFT) less the few products
+    at the sequence's two ends, so the cost is about one pass over the data, not ``P``.
+    """
+
+    def __init__(self, sequences, max_past):
+        n_psi = sequences[0].shape[1]
+        self.max_past = P = max_past
+        self.full = np.zeros((P + 1, n_psi, n_psi))
+        self.head = np.zeros((P + 1, P + 1, n_psi, n_psi))  # [d, k]: first k products
+        self.tail = np.zeros((P + 1, P + 1, n_psi, n_psi))  # [d, k]: last k products
+        self.n_rows = 0
+        for psi in sequences:
+            T = psi.shape[0]
+            if T <= P:
+                continue
+            self.n_rows += T - P
+            n_fft = fft.next_fast_len(T + P + 1)
+            F = fft.rfft(psi, n=n_fft, axis=0)
+            # irfft(F_a conj(F_b))[d] = sum_s a_s b_{s-d} (zero padding: no wrap-around).
+            self.full += fft.irfft(F[:, :, None] * F[:, None, :].conj(), n=n_fft,
+                                   axis=0)[:P + 1]
+            for d in range(P + 1):
+                k = min(P, T - d)
+                first = psi[d:d + k, :, None] * psi[:k, None, :]
+                self.head[d, 1:k + 1] += np.cumsum(first, axis=0)
+                last = psi[T - k:, :, None] * psi[T - k - d:T - d, None, :]
+                self.tail[d, 1:k + 1] += np.cumsum(last[::-1], axis=0)
+
+    def block(self, i, d):
+        return self.full[d] - self.head[d, self.max_past - i - d] - self.tail[d, i]
+
+    def moments(self, n_in, p):
+        """Normal equations of ``y_t`` on ``z_t = (x_t, psi_{t-1}, ..., psi_{t-p})``.
+
+        ``psi_t = (x_t, y_t)``; rows ``t >= max_past`` of each sequence. Returns
+        ``Z^T Z``, ``Z^T y`` and ``y^T y``.
+        """
+        n_psi = self.full.shape[1]
+        K = n_in + p * n_psi
+        x, yy = slice(0, n_in), slice(n_in, n_psi)
+        G = np.empty((K, K))
+        now = self.block(0, 0)
+        G[:n_in, :n_in] = now[x, x]
+        g_parts = [now[x, yy]]
+        for i in range(1, p + 1):
+            rows = slice(n_in + (i - 1) * n_psi, n_in + i * n_psi)
+            lag = self.block(0, i)  # sum psi_t psi_{t-i}^T
+            G[:n_in, rows] = lag[x, :]
+            G[rows, :n_in] = lag[x, :].T
+            g_parts.append(lag[yy, :].T)
+            for j in range(i, p + 1):
+                cols = slice(n_in + (j - 1) * n_psi, n_in + j * n_psi)
+                G[rows, cols] = self.block(i, j - i)  # sum psi_{t-i} psi_{t-j}^T
+                G[cols, rows] = G[rows, cols].T
+        return G, np.vstack(g_parts), now[yy, yy]
+
+
+def _psd_solve(G, g, keep):
+    """``G^-1 g`` over the ``keep`` rows (zeros elsewhere), a pseudo-inverse if singular."""
+    coef = np.zeros((G.shape[0], g.shape[1]))
+    Gk = G[np.ix_(keep, keep)]
+    w, V = np.linalg.eigh(0.5 * (Gk + Gk.T))
+    ok = w > _RANK_TOL * max(w.max(initial=0.0), np.finfo(float).tiny)
+    coef[keep] = (V[:, ok] / w[ok]) @ (V[:, ok].T @ g[keep])
+    return coef
+
+
 def subspace_identification(sequences, n_states, active_inputs, n_past=None):
     """Estimate the state-space matrices by predictor-based subspace identification.
 
     Parameters
     ----------
     sequences : list of (X, y) pairs
-        ``X`` of shape ``(T, n_features)``, ``y`` of shape ``(T, n_targets)``; rows whose
-        regression touches a NaN are left out.
+        ``X`` of shape ``(T, n_features)``, ``y`` of shape ``(T, n_targets)``, both
+        complete (the caller interpolates missing measurements) and centred.
     n_states : int
     active_inputs : ndarray of bool of shape (n_features,)
         Input columns that vary; ``B`` and ``D`` are zero for the others.
     n_past : int, default=None
-        Number ``p`` of past lags in the high-order ARX regression; chosen from the
-        amount of data when None.
+        Number ``p`` of past lags in the high-order ARX regression; None chooses it by
+        Akaike's criterion among the lengths of :func:`subspace_candidates`.
 
     Returns
     -------
     params : StateSpaceParams or None
-        None when the data hold too few complete rows for the requested order.
+        None when the data hold too few rows for the requested order.
 
     Examples
     --------
@@ -167,48 +206,114 @@ def subspace_identification(sequences, n_states, active_inputs, n_past=None):
     >>> np.round(np.sort(np.abs(np.linalg.eigvals(params.A))), 2)
     array([0.95, 0.95])
     """
-    n_features = sequences[0][0].shape[1]
+    found = subspace_candidates(sequences, n_states, active_inputs,
+                                n_pasts=None if n_past is None else [n_past])
+    if not found:
+        return None
+    return min(found, key=lambda candidate: candidate.aic).params
+
+
+class SubspaceCandidate(NamedTuple):
+    """One subspace estimate: its past length, the ARX fit's AIC, the model."""
+
+    n_past: int
+    aic: float
+    params: StateSpaceParams
+
+
+# Past lengths tried (those the data support: ten rows per ARX regressor at least).
+_PASTS = (5, 10, 20, 40, 80, 160, 250)
+
+
+def subspace_candidates(sequences, n_states, active_inputs, n_pasts=None):
+    """One subspace estimate per length of the past, sharing one pass over the data.
+
+    The past must be as long as the slowest mode's memory (a mode at 0.99 needs well over
+    a hundred lags) but no longer than the data support; Akaike's criterion on the ARX
+    step favours short pasts (a slow mode adds little to one-step prediction), so the
+    estimator scores the candidates by the model's own likelihood instead.
+
+    Returns
+    -------
+    candidates : list of SubspaceCandidate
+    """
     n_targets = sequences[0][1].shape[1]
     a = np.asarray(active_inputs, dtype=bool)
     n_in = int(a.sum())
     n_psi = n_in + n_targets
     f_min = int(np.ceil(n_states / n_targets))
-    candidates = (range(max(20, 2 * f_min), f_min, -1) if n_past is None else [n_past])
-    data = None
-    for p in candidates:
-        data = _collect([(X[:, a], y) for X, y in sequences], p)
-        if data is not None and data[0].shape[0] >= max(5 * (p * n_psi + n_in), 20):
-            break
-        data = None
-    if data is None:
-        return None
-    index, y_now, x_now, past = data
-    N = y_now.shape[0]
+    psi = [np.hstack([X[:, a], y]) for X, y in sequences]
+    n_rows = sum(len(p_k) for p_k in psi)
+    if n_pasts is None:
+        most = min(max(_PASTS), n_rows // (10 * n_psi) - 1)
+        n_pasts = sorted({max(f_min + 1, c) for c in _PASTS if max(f_min + 1, c) <= most})
+    n_pasts = [p for p in n_pasts
+               if sum(max(len(p_k) - p, 0) for p_k in psi) >= max(5 * (p * n_psi + n_in),
+                                                                  20)]
+    if not n_pasts:
+        return []
+    sums = _LagSums(psi, max(n_pasts))
+    # An input that repeats a target one step back (x_t = y_{t-1}) duplicates that lag
+    # of the past: the past's copy is dropped, so the past enters through the input.
+    duplicates = lagged_target_columns([(X[:, a], y) for X, y in sequences])
+    found = []
+    for p in n_pasts:
+        # 1. High-order ARX: y_t = D' x_t + sum_j Phi_j psi_{t-j} + e_t, a causal
+        # regression (consistent even when inputs are fed back from outputs). Every
+        # length is fitted on the same rows (those with the longest past).
+        G, g, S_yy = sums.moments(n_in, p)
+        keep = np.ones(G.shape[0], dtype=bool)
+        for k in duplicates:
+            keep[n_in + n_in + k] = False  # lag 1 of target k
+        coef = _psd_solve(G, g, keep)
+        resid = symmetrize(S_yy - g.T @ coef) / sums.n_rows
+        sign, logdet = np.linalg.slogdet(resid)
+        if sign <= 0:
+            continue
+        aic = sums.n_rows * logdet + 2 * n_targets * int(keep.sum())
+        params = _realization(sequences, psi, a, n_states, p, G[n_in:, n_in:], coef)
+        found.append(SubspaceCandidate(p, float(aic), params))
+    return found
 
-    # 1. High-order ARX: y_t = D' x_t + sum_j Phi_j psi_{t-j} + e_t, a causal regression
-    # (consistent even when inputs are fed back from outputs). Exact duplicates among the
-    # regressors (x_t = y_{t-1} in the forecasting set-up) are dropped, the later copy
-    # first, so the past enters through the inputs.
-    Z = np.hstack([x_now, past])
-    keep = _independent_columns(Z)
-    coef = np.zeros((Z.shape[1], n_targets))
-    coef[keep] = _lstsq(Z[:, keep], y_now)
+
+def _realization(sequences, psi, a, n_states, p, G_past, coef):
+    """Steps 2-6 of subspace identification from the ARX coefficients of past length p."""
+    n_features = sequences[0][0].shape[1]
+    n_targets = sequences[0][1].shape[1]
+    n_in = int(a.sum())
+    n_psi = n_in + n_targets
+    f_min = int(np.ceil(n_states / n_targets))
     Phi = coef[n_in:].T.reshape(n_targets, p, n_psi).transpose(1, 0, 2)  # Phi[j-1] (m, n_psi)
 
     # 2. Phi_j = C Abar^{j-1} [Bbar K]: the past-to-future map of the predictor is the
     # block Hankel matrix of the Phi_j; its dominant right singular subspace, weighted by
-    # the past data, is the state.
+    # the past's covariance (a square root W of it), is the state.
     f = max(f_min + 1, p // 2)
     H = np.zeros((f * n_targets, p * n_psi))
     for k in range(f):
         for i in range(p - k):
             H[k * n_targets:(k + 1) * n_targets, i * n_psi:(i + 1) * n_psi] = Phi[k + i]
-    Qz, Rz = linalg.qr(past, mode="economic", check_finite=False)
-    U, sv, Vt = linalg.svd(H @ Rz.T, full_matrices=False, check_finite=False)
+    w, V = np.linalg.eigh(G_past)
+    ok = w > _RANK_TOL * max(w.max(initial=0.0), np.finfo(float).tiny)
+    root = V[:, ok] * np.sqrt(w[ok])  # past covariance = root @ root.T
+    U, sv, Vt = linalg.svd(H @ root, full_matrices=False, check_finite=False)
     n = min(n_states, sv.size)
-    states = np.zeros((N, n_states))
-    # Balanced scaling (any basis would do; this one keeps the states of order one).
-    states[:, :n] = np.sqrt(N) * (Qz @ Vt[:n].T) * np.sqrt(sv[:n] / max(sv[0], 1e-300))
+    # State estimates s_t = W^T past_t (whitened past, projected), with a balanced
+    # scaling (any basis would do; this one keeps the states of order one).
+    W = np.zeros((p * n_psi, n_states))
+    W[:, :n] = (V[:, ok] / np.sqrt(w[ok])) @ Vt[:n].T * np.sqrt(sv[:n] / max(sv[0], 1e-300))
+    parts = []
+    for k, (X, y) in enumerate(sequences):
+        length = y.shape[0]
+        if length <= p:
+            continue
+        # Rows t >= p; the past of row t is psi_{t-1}, ..., psi_{t-p}, newest first.
+        windows = sliding_window_view(psi[k], p, axis=0)[:length - p][..., ::-1]
+        past = windows.transpose(0, 2, 1).reshape(length - p, p * n_psi)
+        t = np.arange(p, length)
+        parts.append((np.column_stack([np.full(length - p, k), t]), y[t], X[t][:, a],
+                      past @ W))
+    index, y_now, x_now, states = (np.vstack(column) for column in zip(*parts, strict=True))
 
     # 3. Measurement equation (standard timing: y_t = C s'_t + D' x_t + e_t).
     Zm = np.hstack([states, x_now])
@@ -299,29 +404,23 @@ def lagged_target_columns(sequences):
     return found
 
 
-def predictor_identification(sequences, n_states, active_inputs, lagged):
-    """Start for the forecasting set-up: the Kalman predictor of a subspace fit of ``y``.
+def predictor_form(base, lagged):
+    """The steady-state Kalman predictor of ``base``, in the forecasting set-up.
 
     When every target's previous value is an input (``lagged``, from
     :func:`lagged_target_columns`), the model that makes ``predict(X)`` the optimal
     one-step forecast is the steady-state Kalman predictor, in skkalman's timing
     ``z_t = A (I - K C) z_{t-1} + A K y_{t-1}``, ``y_t = C z_t + e_t`` with ``Cov(e_t)``
-    the innovation covariance. It is built from a subspace fit of the measurements on the
-    other (exogenous) inputs, with ``K`` from the discrete algebraic Riccati equation.
+    the innovation covariance. ``base`` is a subspace fit of the measurements on the other
+    (exogenous) inputs; ``K`` comes from the discrete algebraic Riccati equation.
     Without this, the likelihood cannot tell the predictor from models that carry the
     past through a near-direct path, whose ``predict`` fails at sequence starts.
 
     Returns
     -------
     params : StateSpaceParams or None
-        None when the subspace fit or the Riccati equation fails.
+        None when the Riccati equation fails.
     """
-    lag_columns = [j for j, _ in lagged.values()]
-    exogenous = np.asarray(active_inputs, dtype=bool).copy()
-    exogenous[lag_columns] = False
-    base = subspace_identification(sequences, n_states, exogenous)
-    if base is None:
-        return None
     A, C, Q, R = base.A, base.C, base.Q, base.R
     try:
         P = linalg.solve_discrete_are(A.T, C.T, Q, R)
