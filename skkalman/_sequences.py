@@ -149,8 +149,8 @@ give each sequence its own label.
     if labels.dtype.kind == "f" or labels.dtype == object:
         missing = [i for i, label in enumerate(labels.tolist()) if _is_missing(label)]
         if missing:
-            raise ValueError(f"groups[{missing[0]}] is {labels[missing[0]]!r}; every row "
-                             "needs a sequence label.")
+            raise ValueError(f"groups[{missing[0]}] is {labels.tolist()[missing[0]]!r}; every "
+                             "row needs a sequence label.")
     starts = np.flatnonzero(labels[1:] != labels[:-1]) + 1
     bounds = np.concatenate([[0], starts, [n_samples]])
     first_run = {}

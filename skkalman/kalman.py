@@ -534,8 +534,17 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                 run_held = held | {"Q"}
                 run_d = d_columns.copy()
                 run_d[[j for j, _ in predictor_lags.values()]] = False
-            run = self._maximize(start, sequences, run_held, b_columns, run_d, data,
-                                 ll_offset, n_observed)
+            try:
+                run = self._maximize(start, sequences, run_held, b_columns, run_d, data,
+                                     ll_offset, n_observed)
+            except linalg.LinAlgError as exc:
+                if not fixed:
+                    raise
+                raise ValueError(
+                    f"the values held in fixed ({sorted(fixed)}) leave the data no finite "
+                    f"likelihood ({exc}): e.g. an unstable A lets the states grow without "
+                    "bound, or zero R and Q leave no noise to explain y."
+                ) from exc
             if best is None or run[1].best > best[1].best:
                 best = run
         params, monitor, information = best
