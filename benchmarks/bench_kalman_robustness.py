@@ -28,10 +28,13 @@ Part 2, real data bundled with statsmodels, each fitted by this package and by
 statsmodels in the same model class (same states, same initialization of the state):
 printed as both log-likelihoods and both times (see ``bench_real_data``).
 
-    python benchmarks/bench_kalman_robustness.py [--n-systems 50] [--first-seed 0]
-        [--quick] [--skip-real] [--skip-search]
+Part 3, speed: the fit time on 20 random 4-state systems of 10,000 rows (targets: median
+2 s, worst 10 s), and statsmodels' MLE of the same model class on one of them.
 
-``--quick`` (CI) runs 4 small systems and the Nile model.
+    python benchmarks/bench_kalman_robustness.py [--n-systems 50] [--first-seed 0]
+        [--quick] [--skip-real] [--skip-search] [--n-speed 20] [--skip-speed]
+
+``--quick`` (CI) runs 3 small systems, one speed system and sunspots.
 """
 
 import argparse
@@ -55,7 +58,7 @@ HELD_OUT = 2000
 def draw_problem(seed, quick):
     """One random system and its training/held-out data (everything from ``seed``)."""
     rng = np.random.default_rng(10_000 + seed)
-    T = int(rng.integers(500, 1500)) if quick else int(rng.integers(2000, 10_001))
+    T = int(rng.integers(300, 700)) if quick else int(rng.integers(2000, 10_001))
     n_sequences = int(rng.integers(1, 6))
     missing = bool(rng.random() < 0.25)
     lengths = np.full(n_sequences, T // n_sequences)
@@ -436,6 +439,50 @@ def bench_co2_against_unobserved_components(co2):
           f"{conditional - uc_conditional:.3f}")
 
 
+# --- Part 3: speed at T = 10,000 with 4 states --------------------------------------------
+
+
+def bench_speed(args):
+    """Fit time on random 4-state systems of 10,000 rows, next to statsmodels' MLE."""
+    n_systems = 1 if args.quick else args.n_speed
+    T = 1000 if args.quick else 10_000
+    print(f"\n== Speed: {n_systems} random systems with 4 states, T = {T} (one sequence, "
+          "complete data) ==")
+    times, converged = [], 0
+    for seed in range(n_systems):
+        X, y, system = make_lds(system="random", n_states=4, n_samples=T,
+                                random_state=1000 + seed)
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = KalmanFilterRegressor(4).fit(X, y)
+        times.append(time.perf_counter() - start)
+        converged += model.converged_
+    times = np.array(times)
+    print(f"  skkalman fit time: median {np.median(times):.2f} s, worst {times.max():.2f} s "
+          f"(targets: 2 s, 10 s); converged {converged}/{n_systems}")
+    if args.skip_statsmodels_speed or args.quick:
+        return
+    X, y, system = make_lds(system="random", n_states=4, n_outputs=1, n_inputs=0,
+                            n_samples=T, random_state=1000)
+    y2 = y.reshape(-1, 1)
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = KalmanFilterRegressor(4).fit(np.zeros((T, 0)), y2)
+    t_ours = time.perf_counter() - start
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        initial = KalmanFilterRegressor(4, n_iter=0).fit(np.zeros((T, 0)), y2)
+        sm_model, start_params = statsmodels_general_model(y2, 4, initial)
+        start = time.perf_counter()
+        result = sm_model.fit(start_params, method="lbfgs", maxiter=5000, disp=False)
+    t_sm = time.perf_counter() - start
+    print(f"  same class, one output, no inputs: skkalman {t_ours:.2f} s (ll "
+          f"{ours.log_likelihood(np.zeros((T, 0)), y2):.3f}), statsmodels MLE {t_sm:.2f} s "
+          f"(ll {result.llf:.3f}): {t_sm / t_ours:.1f}x skkalman's time")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n-systems", type=int, default=50)
@@ -443,10 +490,15 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-real", action="store_true")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--n-speed", type=int, default=20)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-statsmodels-speed", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
-        args.n_systems = min(args.n_systems, 4)
+        args.n_systems = min(args.n_systems, 3)
     bench_random_systems(args)
+    if not args.skip_speed:
+        bench_speed(args)
     if not args.skip_real:
         bench_real_data(args)
 

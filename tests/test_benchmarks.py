@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["bench_missing.py"])
+@pytest.mark.parametrize("script", ["bench_missing.py", "bench_kalman_robustness.py"])
 def test_quick_mode_runs(script):
     pytest.importorskip("statsmodels")
     pytest.importorskip("pykalman")

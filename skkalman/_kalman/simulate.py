@@ -4,6 +4,7 @@
 simulate ``s_t = A s_{t-1} + u_t`` through these functions.
 """
 
+import numba
 import numpy as np
 
 __all__ = ["gaussian_draws", "simulate_states"]
@@ -49,15 +50,22 @@ def simulate_states(A, first_state, U):
     >>> simulate_states(np.array([[0.5]]), np.array([2.0]), np.ones((3, 1))).ravel()
     array([2., 2., 2.])
     """
-    T = U.shape[0]
-    states = np.empty((T, A.shape[0]))
-    if T == 0:
-        return states
-    s = np.asarray(first_state, dtype=float)
-    states[0] = s
-    # A plain loop: it stays exact for any A (an unstable one included), and simulation
-    # is never the bottleneck of a run.
-    for t in range(1, T):
-        s = A @ s + U[t]
-        states[t] = s
+    A = np.ascontiguousarray(A, dtype=float)
+    U = np.ascontiguousarray(U, dtype=float)
+    states = np.empty((U.shape[0], A.shape[0]))
+    if U.shape[0]:
+        _simulate(A, np.asarray(first_state, dtype=float), U, states)
     return states
+
+
+@numba.njit(cache=True, nogil=True)
+def _simulate(A, first_state, U, states):
+    # A plain loop (compiled): it stays exact for any A, an unstable one included.
+    n = A.shape[0]
+    states[0] = first_state
+    for t in range(1, U.shape[0]):
+        for i in range(n):
+            total = U[t, i]
+            for j in range(n):
+                total += A[i, j] * states[t - 1, j]
+            states[t, i] = total

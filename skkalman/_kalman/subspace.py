@@ -27,8 +27,7 @@ one whose ``predict(X)`` forecasts well.
 from typing import NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
-from scipy import fft, linalg
+from scipy import fft, linalg, signal
 
 from .._linalg import nearest_psd, symmetrize
 from .params import StateSpaceParams
@@ -147,32 +146,31 @@ class _LagSums:
         ``Z^T Z``, ``Z^T y`` and ``y^T y``.
         """
         n_psi = self.full.shape[1]
-        K = n_in + p * n_psi
+        P = self.max_past
         x, yy = slice(0, n_in), slice(n_in, n_psi)
-        G = np.empty((K, K))
-        now = self.block(0, 0)
-        G[:n_in, :n_in] = now[x, x]
-        g_parts = [now[x, yy]]
-        for i in range(1, p + 1):
-            rows = slice(n_in + (i - 1) * n_psi, n_in + i * n_psi)
-            lag = self.block(0, i)  # sum psi_t psi_{t-i}^T
-            G[:n_in, rows] = lag[x, :]
-            G[rows, :n_in] = lag[x, :].T
-            g_parts.append(lag[yy, :].T)
-            for j in range(i, p + 1):
-                cols = slice(n_in + (j - 1) * n_psi, n_in + j * n_psi)
-                G[rows, cols] = self.block(i, j - i)  # sum psi_{t-i} psi_{t-j}^T
-                G[cols, rows] = G[rows, cols].T
-        return G, np.vstack(g_parts), now[yy, yy]
+        # All blocks at once: block (i, j) of the past, i <= j, is lag d = j - i.
+        i, j = np.triu_indices(p + 1)
+        d = j - i
+        blocks = self.full[d] - self.head[d, P - i - d] - self.tail[d, i]  # (n_blocks, n, n)
+        full = np.zeros((p + 1, p + 1, n_psi, n_psi))
+        full[i, j] = blocks
+        full[j, i] = blocks.transpose(0, 2, 1)
+        # Row/column 0 is psi_t itself: x_t enters z_t, y_t is the target.
+        past = full[1:, 1:].transpose(0, 2, 1, 3).reshape(p * n_psi, p * n_psi)
+        now_past = full[0, 1:].transpose(1, 0, 2).reshape(n_psi, p * n_psi)
+        G = np.block([[full[0, 0][x, x], now_past[x]], [now_past[x].T, past]])
+        g = np.vstack([full[0, 0][x, yy], now_past[yy].T])
+        return G, g, full[0, 0][yy, yy]
 
 
 def _psd_solve(G, g, keep):
     """``G^-1 g`` over the ``keep`` rows (zeros elsewhere), a pseudo-inverse if singular."""
     coef = np.zeros((G.shape[0], g.shape[1]))
-    Gk = G[np.ix_(keep, keep)]
-    w, V = np.linalg.eigh(0.5 * (Gk + Gk.T))
-    ok = w > _RANK_TOL * max(w.max(initial=0.0), np.finfo(float).tiny)
-    coef[keep] = (V[:, ok] / w[ok]) @ (V[:, ok].T @ g[keep])
+    L, whiten = _square_root(G[np.ix_(keep, keep)])
+    # G = L L^T, so G^-1 g = L^-T (L^-1 g) = whiten(L^+ g).
+    coef[keep] = whiten(np.linalg.lstsq(L, g[keep], rcond=None)[0] if L.shape[0] != L.shape[1]
+                        else linalg.solve_triangular(L, g[keep], lower=True,
+                                                     check_finite=False))
     return coef
 
 
@@ -276,6 +274,24 @@ def subspace_candidates(sequences, n_states, active_inputs, n_pasts=None):
     return found
 
 
+def _square_root(G):
+    """A factor ``L`` with ``G = L L^T``, and ``M -> L^-T M`` (a pseudo-inverse if singular).
+
+    Cholesky when ``G`` is positive definite; an eigendecomposition otherwise (duplicated
+    regressors, e.g. an input that repeats a lagged target, make the past singular).
+    """
+    try:
+        L = linalg.cholesky(G, lower=True, check_finite=False)
+        if np.min(np.abs(np.diag(L))) > np.sqrt(_RANK_TOL) * np.max(np.abs(np.diag(L))):
+            return L, lambda M: linalg.solve_triangular(L, M, lower=True, trans="T",
+                                                        check_finite=False)
+    except linalg.LinAlgError:
+        pass
+    w, V = np.linalg.eigh(0.5 * (G + G.T))
+    ok = w > _RANK_TOL * max(w.max(initial=0.0), np.finfo(float).tiny)
+    return V[:, ok] * np.sqrt(w[ok]), lambda M: (V[:, ok] / np.sqrt(w[ok])) @ M
+
+
 def _realization(sequences, psi, a, n_states, p, G_past, coef):
     """Steps 2-6 of subspace identification from the ARX coefficients of past length p."""
     n_features = sequences[0][0].shape[1]
@@ -289,30 +305,31 @@ def _realization(sequences, psi, a, n_states, p, G_past, coef):
     # block Hankel matrix of the Phi_j; its dominant right singular subspace, weighted by
     # the past's covariance (a square root W of it), is the state.
     f = max(f_min + 1, p // 2)
-    H = np.zeros((f * n_targets, p * n_psi))
-    for k in range(f):
-        for i in range(p - k):
-            H[k * n_targets:(k + 1) * n_targets, i * n_psi:(i + 1) * n_psi] = Phi[k + i]
-    w, V = np.linalg.eigh(G_past)
-    ok = w > _RANK_TOL * max(w.max(initial=0.0), np.finfo(float).tiny)
-    root = V[:, ok] * np.sqrt(w[ok])  # past covariance = root @ root.T
+    k, i = np.meshgrid(np.arange(f), np.arange(p), indexing="ij")
+    blocks = np.where((k + i < p)[..., None, None], Phi[np.minimum(k + i, p - 1)], 0.0)
+    H = blocks.transpose(0, 2, 1, 3).reshape(f * n_targets, p * n_psi)
+    root, whiten = _square_root(G_past)  # past covariance = root @ root.T
     U, sv, Vt = linalg.svd(H @ root, full_matrices=False, check_finite=False)
     n = min(n_states, sv.size)
     # State estimates s_t = W^T past_t (whitened past, projected), with a balanced
     # scaling (any basis would do; this one keeps the states of order one).
     W = np.zeros((p * n_psi, n_states))
-    W[:, :n] = (V[:, ok] / np.sqrt(w[ok])) @ Vt[:n].T * np.sqrt(sv[:n] / max(sv[0], 1e-300))
+    W[:, :n] = whiten(Vt[:n].T) * np.sqrt(sv[:n] / max(sv[0], 1e-300))
+    # s_t = sum_j W_j^T psi_{t-j}: a filter over the past, by FFT per input channel.
+    kernels = W.reshape(p, n_psi, n_states)
     parts = []
     for k, (X, y) in enumerate(sequences):
         length = y.shape[0]
         if length <= p:
             continue
-        # Rows t >= p; the past of row t is psi_{t-1}, ..., psi_{t-p}, newest first.
-        windows = sliding_window_view(psi[k], p, axis=0)[:length - p][..., ::-1]
-        past = windows.transpose(0, 2, 1).reshape(length - p, p * n_psi)
+        states_k = np.zeros((length - p, n_states))
+        for c in range(n_psi):
+            # full[t] = sum_j kernel[j] psi[t - j]; the past of row t starts at lag 1.
+            full = signal.fftconvolve(psi[k][:, c, None], kernels[:, c, :], axes=0)
+            states_k += full[p - 1:length - 1]
         t = np.arange(p, length)
         parts.append((np.column_stack([np.full(length - p, k), t]), y[t], X[t][:, a],
-                      past @ W))
+                      states_k))
     index, y_now, x_now, states = (np.vstack(column) for column in zip(*parts, strict=True))
 
     # 3. Measurement equation (standard timing: y_t = C s'_t + D' x_t + e_t).
