@@ -179,7 +179,9 @@ class _Units:
         # Inputs that repeat a target one step back (the forecasting set-up, detected
         # exactly in the user's units) get that target's centre and scale, so that they
         # stay copies of it inside too: {target: (column, +-1)}.
-        lagged = lagged_target_columns([(data.X[s], data.y[s]) for s in data.slices])
+        # (Its ratios of values near float64's limits may overflow: no copy, no warning.)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lagged = lagged_target_columns([(data.X[s], data.y[s]) for s in data.slices])
         self.lagged = None
         if lagged and len(lagged) == n_targets:
             self.lagged = {}
