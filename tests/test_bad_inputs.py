@@ -412,8 +412,8 @@ fitted estimator exactly as it was: its attributes, feature names and prediction
 What is *not* an error: NaN in ``y`` (a missing measurement: the Kalman model skips
 that update), ``X`` with no columns (a model without inputs), and inputs that never
 vary (their ``B`` and ``D`` columns stay zero). Data are validated once, in
-``skkalman/_sequences.py``; ``groups`` are described in :doc:`api` next to
-``lengths``.
+``skkalman/_sequences.py``; ``lengths`` and ``groups`` are described in
+:doc:`workflows`.
 
 """
 WIDTH = 240
