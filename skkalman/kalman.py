@@ -82,8 +82,8 @@ def _power_of_two(values):
     return out
 
 
-def _check_y_spread(y):
-    """Reject targets a Gaussian model cannot fit in float64: constant, or spread too far."""
+def _check_not_constant(y):
+    """Reject a target whose observed values are all equal: its likelihood is unbounded."""
     for k in range(y.shape[1]):
         observed = y[~np.isnan(y[:, k]), k]
         if np.all(observed == observed[0]):
@@ -149,7 +149,7 @@ class _Units:
         center_y = intercept_free
         center_x = (intercept_free and "initial_state_mean" not in fixed
                     and "A" not in fixed)
-        _check_y_spread(data.y)
+        _check_not_constant(data.y)
         self.y_mean = _robust_mean(data.y) if center_y else np.zeros(n_targets)
         self.x_mean = np.zeros(data.X.shape[1])
         if center_x:
@@ -232,6 +232,16 @@ class _Units:
             d = d + self.y_mean
         return params.replace(B=B, C=C, D=D, R=params.R * np.outer(sy, sy),
                               initial_state_mean=m0), d
+
+
+def _no_likelihood(fixed, detail):
+    """The error of a fit whose start has no finite likelihood (only held values cause it:
+    a free start is the data's own estimate)."""
+    return ValueError(
+        f"the values held in fixed ({sorted(fixed)}) leave the data no finite likelihood "
+        f"({detail}): e.g. an unstable A lets the states grow without bound, zero R and Q "
+        "leave no noise to explain y, or values far beyond the data's scale."
+    )
 
 
 def _in_slow_tail(gains):
@@ -542,21 +552,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             except linalg.LinAlgError as exc:
                 if not fixed:
                     raise
-                raise ValueError(
-                    f"the values held in fixed ({sorted(fixed)}) leave the data no finite "
-                    f"likelihood ({exc}): e.g. an unstable A lets the states grow without "
-                    "bound, or zero R and Q leave no noise to explain y."
-                ) from exc
+                raise _no_likelihood(fixed, exc) from exc
             if best is None or run[1].best > best[1].best:
                 best = run
         params, monitor, information = best
         if not np.all(np.isfinite(monitor.history)):
-            raise ValueError(
-                "the log-likelihood is not finite at the start of the fit "
-                f"({monitor.history[0]}): the data and the held values in fixed leave the "
-                "model no finite likelihood (e.g. a zero noise covariance R with no process "
-                "noise Q to explain y); check fixed and the data."
-            )
+            raise _no_likelihood(fixed, f"log-likelihood {monitor.history[0]} at the start")
         if not monitor.converged:
             warnings.warn(
                 f"{type(self).__name__} did not converge: {monitor.reason} after "

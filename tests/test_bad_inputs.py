@@ -224,9 +224,11 @@ CASES = [
          ValueError, r"fixed\['intercept'\] needs fit_intercept=True",
          (Call(K, "fit", params={"fixed": {"intercept": [0.0]}, "fit_intercept": False}),)),
     Case("fixed-no-likelihood", "``fixed`` values under which the data have no finite "
-         "likelihood (an exploding ``A``; zero ``R`` and ``Q``)", ValueError,
-         r"the values held in fixed \(\['A'\]\) leave the data no finite likelihood",
-         (Call(K, "fit", params={"fixed": {"A": 10 * np.eye(2)}}),)),
+         "likelihood (an exploding ``A``; zero ``R`` and ``Q``)",
+         ValueError, r"the values held in fixed \(\[.*\]\) leave the data no finite "
+         "likelihood",
+         (Call(K, "fit", params={"fixed": {"A": 10 * np.eye(2)}}),
+          Call(K, "fit", params={"fixed": {"Q": np.zeros((2, 2)), "R": [[0.0]]}}))),
     Case("from-params", "``from_params`` with matrices of mismatched shapes, or a "
          "covariance that is not one", ValueError, r"A must have shape \(1, 1\)",
          (Call(K, "from_params", {"A": [[0.9, 0.1]], "C": [[1.0]], "Q": [[1.0]],

@@ -273,3 +273,16 @@ def test_constant_columns_of_any_magnitude_are_inputs_that_never_vary(oscillator
         assert model.converged_
         np.testing.assert_array_equal(model.B_[:, 1], 0.0)
         np.testing.assert_array_equal(model.D_[:, 1], 0.0)
+
+
+@pytest.mark.parametrize("fixed", [{"initial_state_mean": [1e300, 1e300]},
+                                   {"intercept": [1e300]}, {"C": [[1e300, 1e300]]}])
+def test_held_values_without_a_finite_likelihood_are_an_error_not_a_converged_fit(
+        oscillator, fixed):
+    X, y, _, _ = oscillator
+    with warnings.catch_warnings():
+        # (The kernels' overflow warnings on the way are not what this test is about.)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match=r"the values held in fixed \(\[.*\]\) leave "
+                                             "the data no finite likelihood"):
+            KalmanFilterRegressor(fixed=fixed).fit(X, y)
