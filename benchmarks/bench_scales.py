@@ -94,7 +94,8 @@ def cells(outcome, A_true):
     seconds, score, A, converged = outcome
     with np.errstate(all="ignore"):
         error = eigenvalue_error(A, A_true) if np.all(np.isfinite(A)) else np.nan
-    return f"{seconds:7.2f} {score:9.3f} {error:9.3f} {str(converged):>9s}         "
+    score = f"{score:9.3f}" if abs(score) < 1e4 else f"{score:9.1e}"
+    return f"{seconds:7.2f} {score} {error:9.3f} {str(converged):>9s}         "
 
 
 HEAD = f"{'fit s':>7s} {'R2':>9s} {'eig err':>9s} {'converged':>9s}         "
