@@ -228,18 +228,16 @@ class SequenceData:
 
 
 def _check_y(y, n_samples):
-    # Shapes first: check_array's own messages would not name y.
-    if np.ndim(y) > 2:
-        raise ValueError(f"y must be 1-D or 2-D, got an array of shape {np.shape(y)}.")
-    if np.ndim(y) == 2 and np.shape(y)[1] == 0:
-        raise ValueError("y has no columns; at least one target is needed.")
-    # allow-nan: NaN marks a missing measurement; infinity is still rejected here.
+    # allow-nan: NaN marks a missing measurement; infinity is still rejected here. Any
+    # shape passes check_array, so that the shape errors below name y.
     y = check_array(
-        y, ensure_2d=False, ensure_all_finite="allow-nan", dtype=np.float64, input_name="y",
-        ensure_min_samples=0,
+        y, ensure_2d=False, allow_nd=True, ensure_all_finite="allow-nan", dtype=np.float64,
+        input_name="y", ensure_min_samples=0, ensure_min_features=0,
     )
-    if y.ndim == 0:
-        raise ValueError(f"y must be 1-D or 2-D, got a scalar {y.item()!r}.")
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y must be 1-D or 2-D, got an array of shape {y.shape}.")
+    if y.ndim == 2 and y.shape[1] == 0:
+        raise ValueError("y has no columns; at least one target is needed.")
     if y.shape[0] != n_samples:
         raise ValueError(
             f"y has {y.shape[0]} rows but X has {n_samples}; one row of y per time step."

@@ -23,6 +23,7 @@ class Interval(_Interval):
 
     Examples
     --------
+    >>> import numbers
     >>> constraint = Interval(numbers.Integral, 1, None, closed="left")
     >>> constraint.is_satisfied_by(2), constraint.is_satisfied_by(True)
     (True, False)

@@ -213,6 +213,6 @@ def test_y_shape_errors_name_y():
     X = np.zeros((4, 1))
     for y, match in [(np.zeros((4, 1, 1)), "y must be 1-D or 2-D, got an array of shape"),
                      (np.zeros((4, 0)), "y has no columns"),
-                     (3.0, "y must be 1-D or 2-D, got a scalar 3.0")]:
+                     (3.0, r"y must be 1-D or 2-D, got an array of shape \(\)")]:
         with pytest.raises(ValueError, match=match):
             validate_sequences(_Estimator(), X, y, reset=True)
