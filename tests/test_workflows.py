@@ -170,20 +170,20 @@ def test_grid_search_on_a_dask_cluster_equals_the_local_run(recordings):
     X, y, ids, system = recordings
     grid = {"estimator__n_states": [1, 2], "estimator__fit_intercept": [True, False]}
 
-    def search():
+    def search(n_jobs):
         with sklearn.config_context(enable_metadata_routing=True):
             recovery = (DynamicsRecovery(KalmanFilterRegressor(random_state=0))
                         .set_fit_request(groups=True))
             return GridSearchCV(recovery, grid, cv=GroupKFold(n_splits=3),
                                 scoring=make_dynamics_scorer(system.A),
-                                n_jobs=-1).fit(X, y, groups=ids)
+                                n_jobs=n_jobs).fit(X, y, groups=ids)
 
-    local = search()
+    local = search(n_jobs=None)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client, parallel_backend("dask"), \
             distributed.get_task_stream(client) as tasks:
-        remote = search()
+        remote = search(n_jobs=-1)
     # The 12 fits and scores ran as tasks on the two workers.
     assert len({task["worker"] for task in tasks.data}) == 2
     assert np.all(np.isfinite(local.cv_results_["mean_test_score"]))
