@@ -32,6 +32,9 @@ __all__ = ["KalmanFilterRegressor"]
 _COVARIANCE_NAMES = ("Q", "R", "initial_state_covariance")
 FIXED_KEYS = PARAM_NAMES + ("intercept",)
 _PRIOR = ("initial_state_mean", "initial_state_covariance")
+# Starts that race (the likeliest subspace estimates) and the iterations each runs.
+_N_STARTS = 3
+_RACE = 100
 # EM hands over to the quasi-Newton search once its gains shrink only linearly (each of the
 # last few above this fraction of the one before): its slow tail.
 _EM_TAIL_RATIO = 0.7
@@ -462,11 +465,10 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         held = {name for name in fixed if name in PARAM_NAMES}
         for attempt in range(self.n_init):
             init = self.init if attempt == 0 else "random"
-            start, predictor_lags = initial_params(
+            starts, predictor_lags = initial_params(
                 sequences, self.n_states, varies & user, init=init,
                 basis_given="A" in fixed or "C" in fixed, C_given=held_values.get("C"),
-                lagged=units.lagged, rng=rng)
-            start = self._apply_held(start, held_values, fixed, d_columns, n_features)
+                lagged=units.lagged, rng=rng, n_starts=_N_STARTS)
             run_held, run_d = held, d_columns
             if predictor_lags is not None and not {"Q", "D"} & held:
                 # The forecasting set-up: the likelihood is the same whether the past
@@ -477,10 +479,28 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                 run_held = held | {"Q"}
                 run_d = d_columns.copy()
                 run_d[[j for j, _ in predictor_lags.values()]] = False
-            run = self._maximize(start, sequences, run_held, b_columns, run_d, data,
-                                 ll_offset, n_observed)
-            if best is None or run[1].best > best[1].best:
-                best = run
+
+            def run(start, n_iter, monitor=None, race=False, run_held=run_held, run_d=run_d):
+                monitor = monitor or ConvergenceMonitor(
+                    n_iter, offset=ll_offset, verbose=self.verbose, name=type(self).__name__)
+                start = self._apply_held(start, held_values, fixed, d_columns, n_features)
+                return self._maximize(start, sequences, run_held, b_columns, run_d, data,
+                                      monitor, n_observed, em=not monitor.history,
+                                      certify=not race)
+
+            if len(starts) > 1 and self.n_iter > _RACE:
+                # The likeliest starts race (on random systems the basin of the maximum
+                # is not always the likeliest start's): each climbs until its quasi-Newton
+                # model sees no more than tol to gain, or for _RACE iterations; the leader
+                # goes on with the whole budget and has its maximum certified.
+                heats = [run(start, _RACE, race=True) for start in starts]
+                leader = max(heats, key=lambda heat: heat[1].best)
+                leader[1].n_iter = self.n_iter
+                outcome = run(leader[0], self.n_iter, monitor=leader[1])
+            else:
+                outcome = run(starts[0], self.n_iter)
+            if best is None or outcome[1].best > best[1].best:
+                best = outcome
         params, monitor, information = best
         if not monitor.converged:
             warnings.warn(
@@ -530,15 +550,16 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             total -= n * n  # a change of basis leaves the likelihood unchanged
         return total
 
-    def _maximize(self, params, sequences, held, b_columns, d_columns, data, ll_offset,
-                  n_observed):
-        """EM until its slow tail, then the quasi-Newton search.
+    def _maximize(self, params, sequences, held, b_columns, d_columns, data, monitor,
+                  n_observed, em=True, certify=True):
+        """EM until its slow tail, then the quasi-Newton search, reporting to ``monitor``.
+
+        ``em=False`` goes straight to the search (a run that continues); ``certify=False``
+        ends where the search's model first sees convergence, unchecked (a heat).
 
         Returns the parameters, the :class:`ConvergenceMonitor` and the observed
         information (None unless certified).
         """
-        monitor = ConvergenceMonitor(self.n_iter, offset=ll_offset, verbose=self.verbose,
-                                     name=type(self).__name__)
         held = set(held)
         input_mean, input_covariance = _input_moments(sequences)
         stationary = False
@@ -566,9 +587,10 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             return params, monitor, None
 
         stats, ll = e_step(params, sequences)
-        monitor.start(ll)
+        if not monitor.history:
+            monitor.start(ll)
         gains = []
-        while monitor.budget > 0:
+        while em and monitor.budget > 0:
             candidate = m_step(stats, params, held, b_columns, d_columns)
             try:
                 if stationary:
@@ -588,7 +610,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         if parametrization.similarity_directions(params).shape[1]:
             params = _normalized_basis(params, stats)
         result = quasi_newton(params, ll, sequences, parametrization, monitor, tol=self.tol,
-                              n_observed=n_observed)
+                              n_observed=n_observed, certify=certify)
         if result.certified:
             monitor.certify(result.reason)
         else:
