@@ -333,6 +333,15 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     (``benchmarks/bench_kalman_robustness.py``) an independent L-BFGS search started
     from the fit finds a median gain of a few thousandths of a nat.
 
+    *Series with a trend.* With no more sequences than states the prior is the
+    stationary distribution, which a unit root does not have: a series with a trend or a
+    random walk (weekly CO2, a price) is fitted best by a model whose slowest eigenvalue
+    approaches 1, where that prior's variance grows without bound, and the search stops at
+    the edge of the stationary models with a ConvergenceWarning that says so. Difference
+    the series first, give several sequences (the prior is then learned), or hold the
+    prior with ``fixed`` (e.g. a wide ``initial_state_covariance``, as Durbin & Koopman's
+    Nile model does, ``benchmarks/bench_kalman_fit.py``).
+
     *Forecasting set-up.* As a baseline with lag features (``X_t = y_{t-1}``, see
     :func:`skkalman.datasets.lagged_targets`) the likelihood cannot tell a model that
     carries the past through ``B`` (with ``Q`` near zero: the Kalman predictor's own form)
@@ -937,3 +946,35 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         """``E[s_t | x_1..t]`` of shape ``(n_samples, n_states)``."""
         data = self._validate(X, lengths=lengths)
         return np.vstack([r.predicted_means for r in self._filter_each(data)])
+
+    def _delta_covariance(self, statistic, step=1e-5):
+        """Asymptotic covariance of ``statistic(A, B, C, D)`` from the observed information.
+
+        The delta method: ``J H^-1 J^T`` with ``H`` the Hessian of ``-log p`` at the
+        certified maximum (in the search's coordinates, the similarity ridge left out, so
+        that it is invertible and every similarity-invariant statistic is covered) and
+        ``J`` the statistic's Jacobian there, by central differences. ``statistic`` maps
+        the user-unit matrices to a 1-D array. Returns None when the fit was not
+        certified (no information at a maximum) or built with ``from_params``.
+        """
+        check_is_fitted(self)
+        stored = getattr(self, "_information", None)
+        if stored is None:
+            return None
+        info, units = stored
+
+        def value(eta):
+            params, _ = units.to_user(info.parametrization.unpack(info.theta0 + info.basis @ eta))
+            return np.asarray(statistic(params.A, params.B[:, :self.n_features_in_],
+                                        params.C, params.D[:, :self.n_features_in_]),
+                              dtype=float)
+
+        k = info.basis.shape[1]
+        J = np.column_stack([(value(step * e) - value(-step * e)) / (2 * step)
+                             for e in np.eye(k)])
+        w, V = np.linalg.eigh(0.5 * (info.hessian + info.hessian.T))
+        # Flat directions (curvature below 1e-6 of the largest) get the floor: their
+        # variance is large, not infinite, and says the data do not pin them down.
+        w = np.maximum(w, 1e-6 * max(w.max(), 1e-300))
+        covariance_eta = (V / w) @ V.T
+        return J @ covariance_eta @ J.T
