@@ -33,6 +33,9 @@ __all__ = ["KalmanFilterRegressor"]
 _COVARIANCE_NAMES = ("Q", "R", "initial_state_covariance")
 FIXED_KEYS = PARAM_NAMES + ("intercept",)
 _PRIOR = ("initial_state_mean", "initial_state_covariance")
+# Starts that race (the likeliest subspace estimates) and the iterations each runs.
+_N_STARTS = 3
+_RACE = 100
 # EM hands over to the quasi-Newton search once its gains shrink only linearly (each of the
 # last few above this fraction of the one before): its slow tail.
 _EM_TAIL_RATIO = 0.7
@@ -392,6 +395,15 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     (``benchmarks/bench_kalman_robustness.py``) an independent L-BFGS search started
     from the fit finds a median gain of a few thousandths of a nat.
 
+    *Series with a trend.* With no more sequences than states the prior is the
+    stationary distribution, which a unit root does not have: a series with a trend or a
+    random walk (weekly CO2, a price) is fitted best by a model whose slowest eigenvalue
+    approaches 1, where that prior's variance grows without bound, and the search stops at
+    the edge of the stationary models with a ConvergenceWarning that says so. Difference
+    the series first, give several sequences (the prior is then learned), or hold the
+    prior with ``fixed`` (e.g. a wide ``initial_state_covariance``, as Durbin & Koopman's
+    Nile model does, ``benchmarks/bench_kalman_fit.py``).
+
     *Forecasting set-up.* As a baseline with lag features (``X_t = y_{t-1}``, see
     :func:`skkalman.datasets.lagged_targets`) the likelihood cannot tell a model that
     carries the past through ``B`` (with ``Q`` near zero: the Kalman predictor's own form)
@@ -498,7 +510,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = validate_sequences(self, X, y, lengths, groups=groups, reset=True,
                                   y_required=True)
         with one_blas_thread():
-            return self._fit(data)
+            try:
+                return self._fit(data)
+            except linalg.LinAlgError as exc:
+                if not self.fixed:
+                    raise
+                raise _no_likelihood(self.fixed, exc) from exc
 
     def _fit(self, data):
         n_features, n_targets = data.X.shape[1], data.y.shape[1]
@@ -531,11 +548,10 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         held = {name for name in fixed if name in PARAM_NAMES}
         for attempt in range(self.n_init):
             init = self.init if attempt == 0 else "random"
-            start, predictor_lags = initial_params(
+            starts, predictor_lags = initial_params(
                 sequences, self.n_states, varies & user, init=init,
                 basis_given="A" in fixed or "C" in fixed, C_given=held_values.get("C"),
-                lagged=units.lagged, rng=rng)
-            start = self._apply_held(start, held_values, fixed, d_columns, n_features)
+                lagged=units.lagged, rng=rng, n_starts=_N_STARTS)
             run_held, run_d = held, d_columns
             if predictor_lags is not None and not {"Q", "D"} & held:
                 # The forecasting set-up: the likelihood is the same whether the past
@@ -546,15 +562,28 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                 run_held = held | {"Q"}
                 run_d = d_columns.copy()
                 run_d[[j for j, _ in predictor_lags.values()]] = False
-            try:
-                run = self._maximize(start, sequences, run_held, b_columns, run_d, data,
-                                     ll_offset, n_observed)
-            except linalg.LinAlgError as exc:
-                if not fixed:
-                    raise
-                raise _no_likelihood(fixed, exc) from exc
-            if best is None or run[1].best > best[1].best:
-                best = run
+
+            def run(start, n_iter, monitor=None, race=False, run_held=run_held, run_d=run_d):
+                monitor = monitor or ConvergenceMonitor(
+                    n_iter, offset=ll_offset, verbose=self.verbose, name=type(self).__name__)
+                start = self._apply_held(start, held_values, fixed, d_columns, n_features)
+                return self._maximize(start, sequences, run_held, b_columns, run_d, data,
+                                      monitor, n_observed, em=not monitor.history,
+                                      certify=not race)
+
+            if len(starts) > 1 and self.n_iter > _RACE:
+                # The likeliest starts race (on random systems the basin of the maximum
+                # is not always the likeliest start's): each climbs until its quasi-Newton
+                # model sees no more than tol to gain, or for _RACE iterations; the leader
+                # goes on with the whole budget and has its maximum certified.
+                heats = [run(start, _RACE, race=True) for start in starts]
+                leader = max(heats, key=lambda heat: heat[1].best)
+                leader[1].n_iter = self.n_iter
+                outcome = run(leader[0], self.n_iter, monitor=leader[1])
+            else:
+                outcome = run(starts[0], self.n_iter)
+            if best is None or outcome[1].best > best[1].best:
+                best = outcome
         params, monitor, information = best
         if not np.all(np.isfinite(monitor.history)):
             raise _no_likelihood(fixed, f"log-likelihood {monitor.history[0]} at the start")
@@ -615,15 +644,16 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             total -= n * n  # a change of basis leaves the likelihood unchanged
         return total
 
-    def _maximize(self, params, sequences, held, b_columns, d_columns, data, ll_offset,
-                  n_observed):
-        """EM until its slow tail, then the quasi-Newton search.
+    def _maximize(self, params, sequences, held, b_columns, d_columns, data, monitor,
+                  n_observed, em=True, certify=True):
+        """EM until its slow tail, then the quasi-Newton search, reporting to ``monitor``.
+
+        ``em=False`` goes straight to the search (a run that continues); ``certify=False``
+        ends where the search's model first sees convergence, unchecked (a heat).
 
         Returns the parameters, the :class:`ConvergenceMonitor` and the observed
         information (None unless certified).
         """
-        monitor = ConvergenceMonitor(self.n_iter, offset=ll_offset, verbose=self.verbose,
-                                     name=type(self).__name__)
         held = set(held)
         input_mean, input_covariance = _input_moments(sequences)
         stationary = False
@@ -651,9 +681,10 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             return params, monitor, None
 
         stats, ll = e_step(params, sequences)
-        monitor.start(ll)
+        if not monitor.history:
+            monitor.start(ll)
         gains = []
-        while monitor.budget > 0:
+        while em and monitor.budget > 0:
             candidate = m_step(stats, params, held, b_columns, d_columns)
             try:
                 if stationary:
@@ -673,7 +704,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         if parametrization.similarity_directions(params).shape[1]:
             params = _normalized_basis(params, stats)
         result = quasi_newton(params, ll, sequences, parametrization, monitor, tol=self.tol,
-                              n_observed=n_observed)
+                              n_observed=n_observed, certify=certify)
         if result.certified:
             monitor.certify(result.reason)
         else:
@@ -1028,3 +1059,35 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         """``E[s_t | x_1..t]`` of shape ``(n_samples, n_states)``."""
         data = self._validate(X, lengths=lengths)
         return np.vstack([r.predicted_means for r in self._filter_each(data)])
+
+    def _delta_covariance(self, statistic, step=1e-5):
+        """Asymptotic covariance of ``statistic(A, B, C, D)`` from the observed information.
+
+        The delta method: ``J H^-1 J^T`` with ``H`` the Hessian of ``-log p`` at the
+        certified maximum (in the search's coordinates, the similarity ridge left out, so
+        that it is invertible and every similarity-invariant statistic is covered) and
+        ``J`` the statistic's Jacobian there, by central differences. ``statistic`` maps
+        the user-unit matrices to a 1-D array. Returns None when the fit was not
+        certified (no information at a maximum) or built with ``from_params``.
+        """
+        check_is_fitted(self)
+        stored = getattr(self, "_information", None)
+        if stored is None:
+            return None
+        info, units = stored
+
+        def value(eta):
+            params, _ = units.to_user(info.parametrization.unpack(info.theta0 + info.basis @ eta))
+            return np.asarray(statistic(params.A, params.B[:, :self.n_features_in_],
+                                        params.C, params.D[:, :self.n_features_in_]),
+                              dtype=float)
+
+        k = info.basis.shape[1]
+        J = np.column_stack([(value(step * e) - value(-step * e)) / (2 * step)
+                             for e in np.eye(k)])
+        w, V = np.linalg.eigh(0.5 * (info.hessian + info.hessian.T))
+        # Flat directions (curvature below 1e-6 of the largest) get the floor: their
+        # variance is large, not infinite, and says the data do not pin them down.
+        w = np.maximum(w, 1e-6 * max(w.max(), 1e-300))
+        covariance_eta = (V / w) @ V.T
+        return J @ covariance_eta @ J.T

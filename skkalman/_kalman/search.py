@@ -48,12 +48,25 @@ def stationary_prior(A, B, Q, input_mean, input_covariance):
     n = A.shape[0]
     if n and np.max(np.abs(np.linalg.eigvals(A))) >= 1.0 - 1e-9:
         raise StationaryPriorError("spectral radius >= 1")
-    m0 = linalg.solve(np.eye(n) - A, B @ input_mean) if n else np.zeros(0)
+    m0 = np.linalg.solve(np.eye(n) - A, B @ input_mean) if n else np.zeros(0)
     W = symmetrize(Q + B @ input_covariance @ B.T)
-    P0 = symmetrize(linalg.solve_discrete_lyapunov(A, W))
+    P0 = symmetrize(discrete_lyapunov(A, W))
     if not np.all(np.isfinite(P0)):
         raise StationaryPriorError("no finite stationary covariance")
     return m0, P0
+
+
+def discrete_lyapunov(A, W):
+    """``P`` with ``P = A P A^T + W``, by one dense solve (the matrices here are small).
+
+    The Kronecker form ``(I - A kron A) vec(P) = vec(W)``: for a dozen states a solve of
+    a few hundred unknowns, cheaper than a Schur-based solver's set-up.
+    """
+    n = A.shape[0]
+    if n > 12:
+        return linalg.solve_discrete_lyapunov(A, W)
+    P = np.linalg.solve(np.eye(n * n) - np.kron(A, A), W.reshape(-1))
+    return P.reshape(n, n)
 
 
 class Parametrization:
@@ -175,10 +188,10 @@ class Parametrization:
         n = A.shape[0]
         grads = dict(grads)
         # m0 = (I - A)^-1 B mu:  d m0 = (I - A)^-1 (dA m0 + dB mu).
-        v = linalg.solve((np.eye(n) - A).T, grads["initial_state_mean"])
+        v = np.linalg.solve((np.eye(n) - A).T, grads["initial_state_mean"])
         # P0 = A P0 A^T + Q + B Sigma B^T:  tr(G dP0) = tr(X (dA P0 A^T + A P0 dA^T + dQ
         # + dB Sigma B^T + B Sigma dB^T)) with X = A^T X A + G.
-        X = symmetrize(linalg.solve_discrete_lyapunov(A.T, grads["initial_state_covariance"]))
+        X = symmetrize(discrete_lyapunov(A.T, grads["initial_state_covariance"]))
         grads["A"] = grads["A"] + np.outer(v, m0) + 2.0 * X @ A @ P0
         grads["B"] = (grads["B"] + np.outer(v, self.input_mean)
                       + 2.0 * X @ B @ self.input_covariance)
@@ -303,7 +316,7 @@ _MAX_HESSIAN_CHECKS = 6
 
 
 def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *, tol,
-                 n_observed):
+                 n_observed, certify=True):
     """Maximize the exact log-likelihood from ``params``, to a certified stationary point.
 
     BFGS on ``-log p / n_observed`` in the reduced coordinates (the similarity ridge left
@@ -336,6 +349,9 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
         (nats).
     n_observed : int
         Observed values in ``sequences``.
+    certify : bool, default=True
+        False stops where the quasi-Newton model first predicts less than ``tol``,
+        without the Hessian's check (a cheap heat of a race between starts).
 
     Returns
     -------
@@ -379,6 +395,9 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
             # some curvature, or at once when it promises far less than needed.
             if expected_gain <= target and (n_updates >= min(k, 10)
                                             or expected_gain <= 0.01 * target):
+                if not certify:
+                    return state.result(False, "the quasi-Newton model predicts less than "
+                                        "tol (not checked)", expected_gain * n_observed)
                 hessian = _hessian(objective, x, g)
                 checks += 1
                 if hessian is None:

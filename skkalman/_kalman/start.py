@@ -16,8 +16,8 @@ __all__ = ["initial_params"]
 
 
 def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis_given=False,
-                   C_given=None, lagged=None, rng=None):
-    """A starting point for the maximization.
+                   C_given=None, lagged=None, rng=None, n_starts=1):
+    """Starting points for the maximization, the likeliest first.
 
     Parameters
     ----------
@@ -40,10 +40,13 @@ def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis
         the steady-state Kalman predictor.
     rng : numpy.random.RandomState, default=None
         For ``init="random"``.
+    n_starts : int, default=1
+        Most starts returned: subspace identification gives one per length of the past,
+        ranked by their log-likelihood; the other inits give one.
 
     Returns
     -------
-    params : StateSpaceParams
+    starts : list of StateSpaceParams
     predictor_lags : dict or None
         When the start is the steady-state Kalman predictor (every target's previous
         value is an input), ``{target: (column, factor)}`` of the lag columns; else None.
@@ -63,9 +66,9 @@ def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis
                      for c in subspace_candidates(filled, n_states, exogenous)]
         else:
             found = [c.params for c in subspace_candidates(filled, n_states, active_inputs)]
-        best = _likeliest([params for params in found if params is not None], sequences)
-        if best is not None:
-            return best, lagged or None
+        ranked = _ranked([params for params in found if params is not None], sequences)
+        if ranked:
+            return ranked[:n_starts], lagged or None
     y = np.vstack([y for _, y in sequences])
     variance = np.nanvar(y, axis=0)
     variance = np.where(np.isfinite(variance) & (variance > 0), variance, 1.0)
@@ -97,24 +100,24 @@ def initial_params(sequences, n_states, active_inputs, *, init="subspace", basis
     Q = nearest_psd(Q, floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
     P0 = nearest_psd(np.atleast_2d(np.cov(S, rowvar=False, bias=True)),
                      floor=1e-3 * max(np.trace(Q) / n_states, 1e-12))
-    return StateSpaceParams(
+    return [StateSpaceParams(
         A=A, B=np.zeros((n_states, n_features)), C=C,
         D=np.zeros((n_targets, n_features)), Q=Q, R=np.diag(0.5 * variance),
         initial_state_mean=S.mean(axis=0), initial_state_covariance=P0,
-    ), None
+    )], None
 
 
-def _likeliest(candidates, sequences):
-    """The candidate with the highest log-likelihood (None if none is finite)."""
-    best, best_ll = None, -np.inf
+def _ranked(candidates, sequences):
+    """The candidates with a finite log-likelihood, likeliest first."""
+    scored = []
     for params in candidates:
         try:
             ll = log_likelihood(params, sequences)
         except (np.linalg.LinAlgError, ValueError):
             continue
-        if np.isfinite(ll) and ll > best_ll:
-            best, best_ll = params, ll
-    return best
+        if np.isfinite(ll):
+            scored.append((ll, params))
+    return [params for _, params in sorted(scored, key=lambda pair: -pair[0])]
 
 
 def _interpolated(y):
