@@ -83,9 +83,14 @@ ESTIMATORS = {
 }
 NAMES = {"kalman": "KalmanFilterRegressor", "dynamics": "DynamicsRecovery",
          "rnn": "ElmanRNNRegressor"}
-# The estimators whose failed fits are checked on a fitted instance (the RNN's are its
-# own tests' business until its fit shares the mechanism: fitting it here costs seconds).
-TRACE_CHECKED = ("kalman", "dynamics")
+# The estimators whose failed fits are checked on a fitted instance.
+TRACE_CHECKED = ("kalman", "dynamics", "rnn")
+# A fit cut short (constructor parameters that make it end with a ConvergenceWarning) and
+# the private step an interrupt is sent from, per estimator.
+SHORT_FIT = {
+    "kalman": ({"n_iter": 1}, KalmanFilterRegressor, "_fit"),
+    "dynamics": ({"estimator__n_iter": 1}, KalmanFilterRegressor, "_fit"),
+}
 TAKES_Y = {"fit", "score", "forecast", "filter", "smooth", "log_likelihood", "aic", "bic"}
 NO_DATA = {"from_params"}
 
@@ -97,7 +102,9 @@ CASES = [
          (Call(K, "fit", {"X": _with(X, (3, 0), np.nan)}),
           Call(K, "predict", {"X": _with(X, (3, 0), np.nan)}),
           Call(D, "fit", {"X": _with(X, (3, 0), np.nan)}),
-          Call(D, "transform", {"X": _with(X, (3, 0), np.nan)}))),
+          Call(D, "transform", {"X": _with(X, (3, 0), np.nan)}),
+          Call(RNN, "fit", {"X": _with(X, (3, 0), np.nan)}),
+          Call(RNN, "predict", {"X": _with(X, (3, 0), np.nan)}))),
     Case("X-inf", "``X`` contains infinity", ValueError, "Input X contains infinity",
          (Call(K, "fit", {"X": _with(X, (3, 0), np.inf)}),
           Call(K, "predict", {"X": _with(X, (3, 0), -np.inf)}))),
@@ -111,7 +118,8 @@ CASES = [
          (Call(K, "fit", {"X": X + 1j}),)),
     Case("X-features", "``X`` with another number of columns than at fit", ValueError,
          "X has 2 features, but .* is expecting 1 features",
-         (Call(K, "predict", {"X": np.c_[X, X]}), Call(D, "transform", {"X": np.c_[X, X]}))),
+         (Call(K, "predict", {"X": np.c_[X, X]}), Call(D, "transform", {"X": np.c_[X, X]}),
+          Call(RNN, "predict", {"X": np.c_[X, X]}))),
     Case("X-names", "``X`` a DataFrame with other column names than at fit", ValueError,
          "feature names should match those that were passed during fit",
          (Call(K, "predict", {"X": _frame(X, prefix="z")}, frame=True),)),
@@ -120,11 +128,12 @@ CASES = [
          (Call(K, "fit", {"X": BIG_SPREAD_X}),)),
     # --- y ---------------------------------------------------------------------------
     Case("y-none", "``y`` not given to ``fit``", ValueError, "requires y to be passed",
-         (Call(K, "fit", {"y": None}), Call(D, "fit", {"y": None}))),
+         (Call(K, "fit", {"y": None}), Call(D, "fit", {"y": None}),
+          Call(RNN, "fit", {"y": None}))),
     Case("y-inf", "``y`` contains infinity (NaN is a missing measurement)", ValueError,
          "Input y contains infinity", (Call(K, "fit", {"y": _with(y, 3, np.inf)}),)),
     Case("y-all-nan", "``y`` all NaN", ValueError, "y contains only NaN",
-         (Call(K, "fit", {"y": np.full(N, np.nan)}),)),
+         (Call(K, "fit", {"y": np.full(N, np.nan)}), Call(RNN, "fit", {"y": np.full(N, np.nan)}))),
     Case("y-nan-column", "a column of ``y`` all NaN", ValueError,
          "column 1 of y contains only NaN: that target is never measured",
          (Call(K, "fit", {"y": _with(Y2, (slice(None), 1), np.nan)}),)),
@@ -289,7 +298,9 @@ _FITTED = {}
 def fitted(name, frame=False):
     """A fitted estimator of ``ESTIMATORS`` (fitted once per session, copied per use)."""
     if (name, frame) not in _FITTED:
-        _FITTED[name, frame] = ESTIMATORS[name]().fit(_frame(X) if frame else X, y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # (a 2-epoch RNN)
+            _FITTED[name, frame] = ESTIMATORS[name]().fit(_frame(X) if frame else X, y)
     return deepcopy(_FITTED[name, frame])
 
 
@@ -370,27 +381,28 @@ def test_failed_refit_with_other_features_keeps_the_old_ones(name):
     assert estimator.n_features_in_ == 1
 
 
-@pytest.mark.parametrize("name", TRACE_CHECKED)
+@pytest.mark.parametrize("name", list(SHORT_FIT))
 def test_fit_stopped_by_a_warning_turned_error_or_an_interrupt_leaves_no_trace(name,
                                                                              monkeypatch):
+    params, owner, step = SHORT_FIT[name]
+    changed = {key.split("__")[0] for key in params}
     estimator = fitted(name)
     before, outputs = dict(vars(estimator)), _outputs(estimator, False)
-    inner = "estimator__" if name == "dynamics" else ""
-    estimator.set_params(**{f"{inner}n_iter": 1})
+    estimator.set_params(**params)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         with pytest.raises(ConvergenceWarning):
             estimator.fit(X, y)
-    _assert_untouched(estimator, before, outputs, False, changed={"n_iter", "estimator"})
+    _assert_untouched(estimator, before, outputs, False, changed=changed)
 
-    def interrupted(self, data):
-        self.A_ = None  # half-written state that must not survive
+    def interrupted(self, *args):
+        self.n_features_in_ = None  # half-written state that must not survive
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(KalmanFilterRegressor, "_fit", interrupted)
+    monkeypatch.setattr(owner, step, interrupted)
     with pytest.raises(KeyboardInterrupt):
         estimator.fit(X, y)
-    _assert_untouched(estimator, before, outputs, False, changed={"n_iter", "estimator"})
+    _assert_untouched(estimator, before, outputs, False, changed=changed)
 
 
 def test_a_first_fit_that_fails_leaves_the_estimator_unfitted():
