@@ -91,8 +91,8 @@ def _check_not_constant(y):
         observed = y[~np.isnan(y[:, k]), k]
         if np.all(observed == observed[0]):
             raise ValueError(
-                f"column {k} of y is constant (every observed value is {float(observed[0])!r}, "
-                f"n_samples = {observed.size} observed): the noise variance R_ would shrink "
+                f"column {k} of y is constant: its n_samples = {observed.size} observed "
+                f"values are all {float(observed[0])!r}. The noise variance R_ would shrink "
                 "to zero and the likelihood has no maximum; there are no dynamics to fit."
             )
 
