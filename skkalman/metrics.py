@@ -301,6 +301,12 @@ def _observed_r2_score(y_true, y_pred, sample_weight=None):
         If ``sample_weight`` does not have one finite, non-negative entry per row, or a
         target has no observed entry (its R² is undefined).
 
+    Notes
+    -----
+    Each target is divided by its largest observed magnitude first (R² does not change),
+    so that values near float64's limits (``1e300``, ``1e-300``) score as well as values
+    near 1.
+
     Examples
     --------
     >>> import numpy as np
@@ -333,6 +339,10 @@ def _observed_r2_score(y_true, y_pred, sample_weight=None):
             raise ValueError(f"target {k} of y has no observed (non-NaN) entry, so its R² "
                              "is undefined.")
         weight = None if sample_weight is None else sample_weight[observed]
-        scores.append(r2_score(y_true[observed, k], y_pred[observed, k],
+        # R² is unchanged by a common scale; dividing by the largest observed magnitude
+        # keeps its sums of squares clear of float64's overflow and underflow.
+        scale = np.max(np.abs(y_true[observed, k]))
+        scale = scale if scale > 0 else 1.0
+        scores.append(r2_score(y_true[observed, k] / scale, y_pred[observed, k] / scale,
                                sample_weight=weight))
     return float(np.mean(scores))

@@ -140,10 +140,11 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     gradient at window starts does not move the optimum.
 
     ``tanh`` and ``relu`` run on torch's fused RNN kernels. ``linear`` has none; it
-    computes chunks of about ``sqrt(T)`` steps at once from powers of ``W_hh`` and loops
-    only over the chunks. On the CPU, networks with ``hidden_size <= 64`` train and
-    predict on one torch thread (restored afterwards): their matrices are too small to
-    share out, and idle worker threads slow every small op on a busy machine.
+    computes chunks of steps at once from powers of ``W_hh``, and the chunks' end states
+    the same way, recursively (:func:`~skkalman._rnn.module.linear_scan`). On the CPU,
+    networks with ``hidden_size <= 64`` train and predict on one torch thread (restored
+    afterwards): their matrices are too small to share out, and idle worker threads slow
+    every small op on a busy machine.
 
     ``benchmarks/bench_rnn_robustness.py`` measures the defaults on random systems
     against the forecast of the true model.
@@ -323,8 +324,9 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             # Validation needs no gradient: one batch of all sequences is the cheapest pass.
             iterator_valid__batch_size=-1,
             **optimizer_params(self.optimizer, self.lr),
-            **(self.net_params or {}),
         )
+        # The user's routed settings override the defaults above.
+        net_params.update(self.net_params or {})
         seeds = _seeds(self.random_state, self.n_init)
         try:
             with small_model_threads(self.hidden_size, device):

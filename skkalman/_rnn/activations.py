@@ -5,8 +5,8 @@ Each entry works on NumPy arrays and on torch tensors alike (only operators and 
 :mod:`skkalman.rnn` read the same table. This module imports neither torch nor skorch.
 """
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 __all__ = ["ACTIVATIONS", "Activation"]
 

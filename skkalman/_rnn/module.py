@@ -14,7 +14,7 @@ from torch import nn
 
 from .activations import ACTIVATIONS
 
-__all__ = ["ElmanRNN", "MaskedMSELoss", "raw_weights"]
+__all__ = ["ElmanRNN", "MaskedMSELoss", "linear_scan", "raw_weights"]
 
 
 class ElmanRNN(nn.Module):
@@ -109,35 +109,67 @@ class ElmanRNN(nn.Module):
         return h
 
     def _linear_recurrence(self, X, h0):
-        # No fused op exists for the identity. Instead of a Python step per time step, the
-        # sequence is cut into chunks of c steps: inside a chunk every state is a sum of
-        # matrix powers times inputs (one batched einsum), and only the state at chunk
-        # ends is carried in a loop, so the loop has T / c steps instead of T.
         U = torch.addmm(self.b_h, X.reshape(-1, X.shape[-1]), self.W_xh.T)
-        batch, T, H = X.shape[0], X.shape[1], self.hidden_size
-        U = U.reshape(batch, T, H)
-        # c ~ sqrt(T) balances the loop against the einsum's c-fold extra work; the cap
-        # bounds the (c, c, H, H) kernel's memory for large hidden sizes.
-        c = max(1, min(math.ceil(math.sqrt(T)), 32, 256 // H))
-        n = -(-T // c)
-        U = nn.functional.pad(U, (0, 0, 0, n * c - T)).reshape(batch, n, c, H)
-        # Row-vector form h_t = h_{t-1} M + u_t with M = W_hh^T; powers[j] = M^j.
-        M = self.W_hh.T
-        powers = [torch.eye(H, dtype=M.dtype, device=M.device)]
-        for _ in range(c):
-            powers.append(powers[-1] @ M)
-        powers = torch.stack(powers)
-        lag = torch.arange(c, device=M.device)
-        lag = lag[:, None] - lag[None, :]
-        kernel = powers[lag.clamp(min=0)] * (lag >= 0)[..., None, None]
-        local = torch.einsum("bnkh,tkhg->bntg", U, kernel)
-        h, starts = h0, []
-        for i in range(n):
-            starts.append(h)
-            h = h @ powers[c] + local[:, i, -1]
-        starts = torch.stack(starts, dim=1)
-        states = local + torch.einsum("bnh,thg->bntg", starts, powers[1:])
-        return states.reshape(batch, n * c, H)[:, :T]
+        # Row-vector form h_t = h_{t-1} M + u_t with M = W_hh^T.
+        return linear_scan(U.reshape(*X.shape[:2], self.hidden_size), self.W_hh.T, h0)
+
+
+# Chunk length of linear_scan, and the length below which it steps one by one. Measured on
+# one CPU thread, 8,000 steps, hidden sizes 3 to 12: a forward and backward pass 4 to 10
+# times faster than one level of chunks of about sqrt(T) steps.
+_CHUNK, _LEAF = 8, 32
+
+
+def linear_scan(U, M, h0):
+    """States of the linear recurrence ``h_t = h_{t-1} M + u_t`` for every step.
+
+    No fused torch op exists for a linear recurrence, and a Python step per time step
+    costs ``T`` tiny operations (and as many autograd nodes). Instead the sequence is cut
+    into chunks of ``c`` steps: inside a chunk every state is a sum of powers of ``M``
+    times inputs (one batched einsum), and the states at chunk ends follow a recurrence of
+    the same form, ``e_i = e_{i-1} M^c + (chunk i's state from zero)``, ``T / c`` steps
+    long, solved the same way. The sequential work drops from ``T`` steps to about
+    ``c log_c T``.
+
+    Parameters
+    ----------
+    U : tensor of shape (batch, T, H)
+    M : tensor of shape (H, H)
+    h0 : tensor of shape (batch, H)
+        The state before the first step.
+
+    Returns
+    -------
+    h : tensor of shape (batch, T, H)
+
+    Examples
+    --------
+    >>> U, M = torch.ones(1, 3, 1), torch.tensor([[0.5]])
+    >>> linear_scan(U, M, torch.zeros(1, 1))[0, :, 0]
+    tensor([1.0000, 1.5000, 1.7500])
+    """
+    batch, T, H = U.shape
+    if T <= _LEAF:
+        h, states = h0, []
+        for t in range(T):
+            h = torch.addmm(U[:, t], h, M)
+            states.append(h)
+        return torch.stack(states, dim=1) if states else U
+    c = _CHUNK
+    n = -(-T // c)
+    U = nn.functional.pad(U, (0, 0, 0, n * c - T)).reshape(batch, n, c, H)
+    powers = [torch.eye(H, dtype=M.dtype, device=M.device)]  # powers[j] = M^j
+    for _ in range(c):
+        powers.append(powers[-1] @ M)
+    powers = torch.stack(powers)
+    lag = torch.arange(c, device=M.device)
+    lag = lag[:, None] - lag[None, :]
+    kernel = powers[lag.clamp(min=0)] * (lag >= 0)[..., None, None]
+    local = torch.einsum("bnkh,tkhg->bntg", U, kernel)
+    ends = linear_scan(local[:, :, -1], powers[c], h0)
+    starts = torch.cat([h0[:, None], ends[:, :-1]], dim=1)
+    states = local + torch.einsum("bnh,thg->bntg", starts, powers[1:])
+    return states.reshape(batch, n * c, H)[:, :T]
 
 
 class MaskedMSELoss(nn.Module):

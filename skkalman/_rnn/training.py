@@ -55,7 +55,8 @@ def optimizer_params(optimizer, lr):
     params = dict(optimizer=OPTIMIZERS[optimizer])
     if optimizer == "lbfgs":
         params.update(lr=1.0 if lr is None else lr, optimizer__line_search_fn="strong_wolfe",
-                      optimizer__max_iter=10, optimizer__history_size=20)
+                      optimizer__max_iter=10, optimizer__max_eval=20,
+                      optimizer__history_size=20)
     else:
         params.update(lr=0.01 if lr is None else lr)
     return params
@@ -70,22 +71,45 @@ class Diverged(Exception):
         self.name = name
 
 
+# Standardized targets put a useless model's loss near 1; L-BFGS's line search reads a loss
+# above this (a step into weights whose states overflow) as a wall. A finite wall, because
+# its cubic interpolation turns an infinite loss into a NaN step.
+_LOSS_WALL = 1e4
+
+
 class SequenceNet(NeuralNetRegressor):
     """skorch's regressor, made safe for L-BFGS on recurrences.
 
-    - A non-finite loss is reported as +inf with a zero gradient: a line search that tries
-      a step into an unstable region (a recurrence whose states overflow) then sees an
-      infinitely bad point and backs off, instead of reading NaN comparisons as progress.
-      A first-order optimizer's epoch records the inf, and :class:`StopOnDivergence` ends
-      the fit.
-    - An L-BFGS step that leaves the weights unchanged (its direction was no descent
-      direction, a stale curvature memory in float32) clears that memory, so the next
-      step starts afresh along the gradient instead of repeating the failed one.
+    With L-BFGS (a closure optimizer whose line search evaluates trial steps):
+
+    - a loss that is not finite or above ``1e4`` (standardized units) is reported as
+      ``1e4`` with a zero gradient: a trial step into an unstable region, where a long
+      sequence's states overflow, then looks like a wall and the line search backs off,
+      instead of reading NaN comparisons as progress;
+    - a step that leaves the weights unchanged (no descent direction: a stale curvature
+      memory in float32) clears that memory, so the next step starts afresh along the
+      gradient instead of repeating the failed one.
+
+    With a first-order optimizer a non-finite loss is recorded as it is, and
+    :class:`StopOnDivergence` ends the fit.
     """
 
+    def _quasi_newton(self):
+        return [getattr(self, name + "_") for name in self._optimizers
+                if isinstance(getattr(self, name + "_"), torch.optim.LBFGS)]
+
+    def train_step_single(self, batch, **fit_params):
+        step = super().train_step_single(batch, **fit_params)
+        loss = step["loss"]
+        if self._quasi_newton() and not bool(loss <= _LOSS_WALL):
+            for param in self.module_.parameters():
+                if param.grad is not None:
+                    param.grad.zero_()
+            step["loss"] = torch.full_like(loss, _LOSS_WALL).detach()
+        return step
+
     def train_step(self, batch, **fit_params):
-        quasi_newton = [getattr(self, name + "_") for name in self._optimizers
-                        if isinstance(getattr(self, name + "_"), torch.optim.LBFGS)]
+        quasi_newton = self._quasi_newton()
         if not quasi_newton:
             return super().train_step(batch, **fit_params)
         before = [p.detach().clone() for p in self.module_.parameters()]
@@ -94,15 +118,6 @@ class SequenceNet(NeuralNetRegressor):
                                                  strict=True)):
             for optimizer in quasi_newton:
                 optimizer.state.clear()
-        return step
-
-    def train_step_single(self, batch, **fit_params):
-        step = super().train_step_single(batch, **fit_params)
-        if not torch.isfinite(step["loss"]):
-            for param in self.module_.parameters():
-                if param.grad is not None:
-                    param.grad.zero_()
-            step["loss"] = torch.full_like(step["loss"], torch.inf).detach()
         return step
 
 
