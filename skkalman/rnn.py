@@ -53,7 +53,7 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     tol : float, default=1e-5
         Training ends when the validation loss has not fallen below ``(1 - tol)`` times
         its best value for ``n_iter_no_change`` consecutive epochs (a plateau).
-    n_iter_no_change : int, default=5
+    n_iter_no_change : int, default=10
         See ``tol``.
     optimizer : {"lbfgs", "adam", "adamw", "rmsprop", "sgd"} or torch optimizer class, \
             default="lbfgs"
@@ -123,21 +123,26 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     Notes
     -----
     **Units.** Inputs and targets are standardized in float64 (mean and standard
-    deviation of each column, over its observed entries) before they are cast to the
-    network's float32, so levels and scales far beyond float32's resolution (``y + 1e8``)
-    cost nothing; the fitted ``W_xh_, b_h_, W_hy_, b_y_`` fold the standardization back
-    in. ``W_hh_`` is unaffected.
+    deviation of each column, over its observed entries) before they reach the network
+    (float64 on the CPU, float32 on other devices), so levels and scales far beyond
+    float32's resolution (``y + 1e8``) cost nothing; the fitted ``W_xh_, b_h_, W_hy_,
+    b_y_`` fold the standardization back in. ``W_hh_`` is unaffected.
 
     **Training.** ``W_hh`` starts as a random orthogonal matrix times 0.9
     (``module__spectral_radius``): stable and slow. Each epoch refreshes the start states
     of the training windows (each window starts where its predecessor ended, with the
     current weights), takes one optimizer step, and runs every sequence whole from its
-    first row to score the held-out rows. The weights of the epoch with the lowest
-    validation loss are kept. ``linear`` networks train on whole sequences: the exact
-    gradient of the loss. ``tanh`` and ``relu`` networks train on windows of ``bptt``
-    steps, whose start states are held fixed within an epoch; at the optimum of the
-    forecast the remaining error is uncorrelated with any past state, so cutting the
-    gradient at window starts does not move the optimum.
+    first row, from the zero state as :meth:`predict` does, to score the held-out rows.
+    ``linear`` networks train on whole sequences: the exact gradient of the loss.
+    ``tanh`` and ``relu`` networks train on windows of ``bptt`` steps, whose start states
+    are held fixed within an epoch; at the optimum of the forecast the remaining error is
+    uncorrelated with any past state, so cutting the gradient at window starts does not
+    move the optimum.
+
+    **Stopping.** Training ends when the validation loss is on a plateau (``tol``,
+    ``n_iter_no_change``); the weights of the epoch with the lowest validation loss are
+    kept (early stopping). ``converged_`` records whether training ended so, and a
+    :class:`~sklearn.exceptions.ConvergenceWarning` says when it did not.
 
     ``tanh`` and ``relu`` run on torch's fused RNN kernels. ``linear`` has none; it
     computes chunks of steps at once from powers of ``W_hh``, and the chunks' end states
@@ -191,7 +196,7 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self, hidden_size=8, *, nonlinearity="tanh", max_epochs=300, tol=1e-5,
-        n_iter_no_change=5, optimizer="lbfgs", lr=None, batch_size=None, bptt=None,
+        n_iter_no_change=10, optimizer="lbfgs", lr=None, batch_size=None, bptt=None,
         n_init=1, callbacks=None, validation_fraction=0.2, net_params=None, device="cpu",
         random_state=None, verbose=0,
     ):
@@ -301,11 +306,17 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         windows = make_windows(X, y, lengths, n_train, bptt)
         X_valid, y_valid = whole_sequences(X, y, lengths, counted_from)
 
+        # float64 on the CPU, where it costs small networks next to nothing: L-BFGS's
+        # curvature pairs and line search stay exact, and a trial step into unstable
+        # weights overflows only far beyond float32's range. float32 on accelerators.
+        dtype = torch.float64 if device.type == "cpu" else torch.float32
+
         def tensor(a):
-            return torch.from_numpy(a).to(device)
+            return torch.as_tensor(a, dtype=dtype, device=device)
 
         train = ({"X": tensor(windows.X),
-                  "h0": torch.zeros(len(windows.X), self.hidden_size, device=device)},
+                  "h0": torch.zeros(len(windows.X), self.hidden_size, dtype=dtype,
+                                    device=device)},
                  tensor(windows.y))
         valid = Dataset({"X": tensor(X_valid)}, tensor(y_valid))
         carry = (windows.previous, windows.last) if len(windows.X) > len(lengths) else None
@@ -315,6 +326,7 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             module__n_targets=y.shape[1],
             module__hidden_size=self.hidden_size,
             module__nonlinearity=self.nonlinearity,
+            module__dtype=dtype,
             criterion=MaskedMSELoss,
             max_epochs=self.max_epochs,
             batch_size=-1 if self.batch_size is None else self.batch_size,
@@ -364,22 +376,24 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
 
         check_is_fitted(self)
         data = validate_sequences(self, X, lengths=lengths, reset=False)
-        Xs = (data.X - self._scaling["x_mean"]) / self._scaling["x_scale"]
-        # Beyond float32's range the network would see infinities: say so instead.
-        if np.abs(Xs).max(initial=0.0) > np.finfo(np.float32).max:
+        module, device = self.net_.module_, self.net_.device
+        dtype = next(module.parameters()).dtype
+        with np.errstate(over="ignore"):
+            Xs = (data.X - self._scaling["x_mean"]) / self._scaling["x_scale"]
+        # Beyond the network's floating-point range it would see infinities: say so instead.
+        largest = np.abs(Xs).max(initial=0.0)
+        if not largest <= torch.finfo(dtype).max:
             raise ValueError(
                 "X, standardized with the mean and scale of the training inputs, has "
-                f"values up to {np.abs(Xs).max():.3g}, beyond the float32 range the "
-                "network computes in: these inputs lie far outside the data it was "
-                "fitted on."
+                f"values up to {largest:.3g}, beyond the {dtype} range the network computes "
+                "in: these inputs lie far outside the data it was fitted on."
             )
-        module, device = self.net_.module_, self.net_.device
         Y = np.empty((data.X.shape[0], self.W_hy_.shape[0]))
         H = np.empty((data.X.shape[0], self.W_hh_.shape[0]))
-        X32 = torch.from_numpy(Xs.astype(np.float32))
+        X_net = torch.from_numpy(Xs).to(dtype)
         with torch.no_grad(), small_model_threads(self.hidden_size, device):
             for rows in data.slices:
-                y, h = module.run(X32[rows][None].to(device))
+                y, h = module.run(X_net[rows][None].to(device))
                 Y[rows], H[rows] = y[0].cpu().double().numpy(), h[0].cpu().double().numpy()
         Y = self._scaling["y_mean"] + self._scaling["y_scale"] * Y
         return Y, H

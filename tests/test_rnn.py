@@ -117,6 +117,7 @@ def test_linear_recurrence_matches_step_loop():
 def test_nan_targets_are_masked_out_of_loss_and_gradient():
     torch.manual_seed(0)
     module = ElmanRNN(2, 2, 3, "tanh")
+    params = list(module.parameters())
     X = torch.randn(3, 10, 2)
     y = torch.randn(3, 10, 2)
     missing = torch.rand(3, 10, 2) < 0.3
@@ -128,7 +129,7 @@ def test_nan_targets_are_masked_out_of_loss_and_gradient():
         pred.retain_grad()
         loss = criterion(pred, target)
         loss.backward()
-        return loss, [p.grad.clone() for p in module.parameters()], pred.grad
+        return loss, [p.grad.clone() for p in params], pred.grad
 
     loss, grads, pred_grad = loss_and_grads(torch.where(missing, torch.nan, y))
     # Reference: the loss written over the observed entries only.
@@ -137,7 +138,7 @@ def test_nan_targets_are_masked_out_of_loss_and_gradient():
     reference = error[~missing].square().mean()
     reference.backward()
     assert torch.isclose(loss, reference)
-    for g, p in zip(grads, module.parameters(), strict=True):
+    for g, p in zip(grads, params, strict=True):
         assert torch.all(torch.isfinite(g))
         assert_allclose(g, p.grad, rtol=1e-5, atol=1e-7)
     assert torch.all(pred_grad[missing] == 0)
@@ -197,11 +198,12 @@ def test_windows_chain_the_training_rows_and_validation_counts_the_rest(lengths,
 
 def test_carried_states_converge_to_the_whole_sequence_run():
     torch.manual_seed(0)
-    module = ElmanRNN(2, 1, 3, "tanh").eval()
+    module = ElmanRNN(2, 1, 3, "tanh", dtype=torch.float64).eval()
     X = np.random.default_rng(0).standard_normal((23, 2))
     windows = make_windows(X, np.zeros((23, 1)), np.array([23]), np.array([23]), 5)
     dataset = type("Data", (), {})()
-    dataset.X = {"X": torch.from_numpy(windows.X), "h0": torch.zeros(len(windows.X), 3)}
+    dataset.X = {"X": torch.from_numpy(windows.X),
+                 "h0": torch.zeros(len(windows.X), 3, dtype=torch.float64)}
     net = type("Net", (), {"module_": module})()
     carry = CarryStates(windows.previous, windows.last)
     # Each refresh moves exact states one window further: after as many refreshes as
@@ -209,7 +211,7 @@ def test_carried_states_converge_to_the_whole_sequence_run():
     for _ in range(len(windows.X)):
         carry.on_epoch_begin(net, dataset_train=dataset)
     with torch.no_grad():
-        _, h = module.run(torch.from_numpy(X.astype(np.float32))[None])
+        _, h = module.run(torch.from_numpy(X)[None])
     assert_allclose(dataset.X["h0"][1:], h[0, 4:20:5], atol=1e-6)
     assert torch.all(dataset.X["h0"][0] == 0)
 
@@ -352,8 +354,7 @@ def test_plateau_rule_converged_and_best_epoch_kept(inputs_data):
     # first epoch sets a reference, and training ends after 1 + n_iter_no_change epochs.
     rnn = ElmanRNNRegressor(2, **{**FAST, "tol": 1.0, "n_iter_no_change": 3}).fit(X, y)
     assert len(rnn.history_) == 4 and rnn.converged_
-    valid = rnn.history_[:, "valid_loss"]
-    assert rnn.loss_ == min(valid)
+    assert rnn.loss_ == min(rnn.history_[:, "valid_loss"])
     # The kept weights are those of the best epoch: their validation loss is loss_.
     n_train = split_rows(np.array([len(X)]), 0.2)[0]
     pred = rnn.predict(X)
@@ -406,6 +407,7 @@ def test_skorch_routing_reaches_module_and_optimizer(inputs_data):
     rnn = ElmanRNNRegressor(2, net_params={"module__spectral_radius": 0.5,
                                            "optimizer__history_size": 7}, **FAST).fit(X, y)
     assert rnn.net_.module_.spectral_radius == 0.5
+    assert rnn.net_.module_.W_hh.dtype == torch.float64  # on the CPU
     assert rnn.net_.optimizer_.defaults["history_size"] == 7
     quick = {**FAST, "tol": 1.0, "n_iter_no_change": 1}
     adam = ElmanRNNRegressor(2, optimizer="adam", batch_size=4, bptt=25, **quick).fit(X, y)
@@ -424,7 +426,8 @@ def test_lbfgs_line_search_sees_a_wall_where_states_overflow():
         net.module_.W_hh.fill_(1e3)  # states grow like 2000^t: float32 overflows
     step = net.train_step_single((X, torch.zeros(1, 20, 1)))
     assert step["loss"] == 1e4
-    assert all(torch.all(p.grad == 0) for p in net.module_.parameters())
+    assert all(torch.all(p.grad == 0) for p in net.module_.parameters()
+               if p.grad is not None)
 
 
 def test_lbfgs_memory_cleared_after_a_step_that_moved_nothing():
@@ -535,11 +538,11 @@ def test_any_finite_scale(inputs_data, factor):
         assert rnn.score(X_s, y_s) == pytest.approx(base.score(X, y), abs=1e-3)
 
 
-def test_inputs_beyond_float32_after_standardization(inputs_data):
+def test_inputs_beyond_the_networks_range_after_standardization(inputs_data):
     X, y = inputs_data
-    rnn = ElmanRNNRegressor(2, **FAST).fit(X, y)
-    with pytest.raises(ValueError, match="beyond the float32 range.*far outside the data"):
-        rnn.predict(X * 1e60)
+    rnn = ElmanRNNRegressor(2, **FAST).fit(X * 1e-300, y)
+    with pytest.raises(ValueError, match="beyond the torch.float64 range.*far outside the"):
+        rnn.predict(X * 1e10)
 
 
 @pytest.mark.parametrize("device, match", [

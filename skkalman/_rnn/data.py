@@ -1,6 +1,6 @@
 """Training windows with carried states, and whole sequences for validation.
 
-Pure NumPy: the estimator hands these arrays to skorch.
+Pure NumPy, in the data's float64: the estimator casts them to the network's dtype.
 """
 
 from dataclasses import dataclass
@@ -37,8 +37,8 @@ class Windows:
 
     Attributes
     ----------
-    X : ndarray of shape (n_windows, window_length, n_features), float32
-    y : ndarray of shape (n_windows, window_length, n_targets), float32
+    X : ndarray of shape (n_windows, window_length, n_features)
+    y : ndarray of shape (n_windows, window_length, n_targets)
         NaN where a target is missing or the window is padded.
     previous : ndarray of shape (n_windows,), int
         Index of the window just before each one in its sequence; -1 for a sequence's
@@ -82,7 +82,7 @@ def make_windows(X, y, lengths, n_train, window_length=None):
     >>> w.X[..., 0], w.previous, w.last
     (array([[0., 1.],
            [2., 3.],
-           [4., 0.]], dtype=float32), array([-1,  0,  1]), array([1, 1, 0]))
+           [4., 0.]]), array([-1,  0,  1]), array([1, 1, 0]))
     """
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     L = int(window_length or max(int(np.max(n_train)), 1))
@@ -98,8 +98,8 @@ def make_windows(X, y, lengths, n_train, window_length=None):
     rows = starts[:, None] + np.arange(L)
     inside = rows < stops[:, None]
     rows = np.where(inside, rows, 0)
-    X_windows = np.where(inside[..., None], X[rows], 0.0).astype(np.float32)
-    y_windows = np.where(inside[..., None], y[rows], np.nan).astype(np.float32)
+    X_windows = np.where(inside[..., None], X[rows], 0.0)
+    y_windows = np.where(inside[..., None], y[rows], np.nan)
     return Windows(X=X_windows, y=y_windows, previous=previous, last=stops - starts - 1)
 
 
@@ -119,8 +119,8 @@ def whole_sequences(X, y, lengths, counted_from):
 
     Returns
     -------
-    X_seq : ndarray of shape (n_sequences, max(lengths), n_features), float32
-    y_seq : ndarray of shape (n_sequences, max(lengths), n_targets), float32
+    X_seq : ndarray of shape (n_sequences, max(lengths), n_features)
+    y_seq : ndarray of shape (n_sequences, max(lengths), n_targets)
 
     Examples
     --------
@@ -128,13 +128,13 @@ def whole_sequences(X, y, lengths, counted_from):
     >>> _, y_seq = whole_sequences(X, X, np.array([3, 2]), np.array([2, 1]))
     >>> y_seq[..., 0]
     array([[nan, nan,  2.],
-           [nan,  4., nan]], dtype=float32)
+           [nan,  4., nan]])
     """
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     steps = np.arange(int(np.max(lengths)))
     inside = steps < lengths[:, None]
     rows = np.where(inside, offsets[:, None] + steps, 0)
     counted = inside & (steps >= counted_from[:, None])
-    X_seq = np.where(inside[..., None], X[rows], 0.0).astype(np.float32)
-    y_seq = np.where(counted[..., None], y[rows], np.nan).astype(np.float32)
+    X_seq = np.where(inside[..., None], X[rows], 0.0)
+    y_seq = np.where(counted[..., None], y[rows], np.nan)
     return X_seq, y_seq

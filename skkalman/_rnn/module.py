@@ -29,6 +29,8 @@ class ElmanRNN(nn.Module):
         ``W_hh`` starts as a random orthogonal matrix times this: the recurrence starts
         stable and slow (every eigenvalue has this modulus), so long sequences neither
         explode nor forget at the first step.
+    dtype : torch.dtype, default=None
+        Of the parameters; None is torch's default (float32).
 
     Examples
     --------
@@ -40,7 +42,7 @@ class ElmanRNN(nn.Module):
     """
 
     def __init__(self, n_features, n_targets, hidden_size, nonlinearity="tanh", *,
-                 spectral_radius=0.9):
+                 spectral_radius=0.9, dtype=None):
         super().__init__()
         if nonlinearity not in ACTIVATIONS:
             raise ValueError(f"nonlinearity must be one of {sorted(ACTIVATIONS)}, got "
@@ -49,13 +51,13 @@ class ElmanRNN(nn.Module):
         self.nonlinearity = nonlinearity
         self.spectral_radius = spectral_radius
         H = hidden_size
-        self.W_hh = nn.Parameter(torch.empty(H, H))
-        self.W_xh = nn.Parameter(torch.empty(H, n_features))
-        self.b_h = nn.Parameter(torch.empty(H))
-        self.W_hy = nn.Parameter(torch.empty(n_targets, H))
-        self.b_y = nn.Parameter(torch.empty(n_targets))
+        self.W_hh = nn.Parameter(torch.empty(H, H, dtype=dtype))
+        self.W_xh = nn.Parameter(torch.empty(H, n_features, dtype=dtype))
+        self.b_h = nn.Parameter(torch.empty(H, dtype=dtype))
+        self.W_hy = nn.Parameter(torch.empty(n_targets, H, dtype=dtype))
+        self.b_y = nn.Parameter(torch.empty(n_targets, dtype=dtype))
         # torch's fused RNN ops take two biases; b_h is the only trainable one.
-        self.register_buffer("_zero_bias", torch.zeros(H), persistent=False)
+        self.register_buffer("_zero_bias", torch.zeros(H, dtype=dtype), persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self):

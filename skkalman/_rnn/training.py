@@ -173,16 +173,18 @@ class PlateauStopping(Callback):
 
     The loss is on a plateau when ``n_iter_no_change`` consecutive epochs have not
     lowered its best value by more than ``tol`` times that value. At the end of training,
-    however it ended, the module gets back the weights of the epoch with the lowest loss.
+    however it ended, the module gets back the weights of the epoch with the lowest loss
+    (early stopping: on little data, the optimum of the training loss overfits).
 
     Attributes
     ----------
     plateau_ : bool
         Whether training ended because of the plateau.
     best_loss_ : float
+        The lowest loss seen, that of the weights restored.
     """
 
-    def __init__(self, monitor="valid_loss", tol=1e-4, n_iter_no_change=5, sink=None):
+    def __init__(self, monitor="valid_loss", tol=1e-4, n_iter_no_change=10, sink=None):
         self.monitor = monitor
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -333,7 +335,7 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
         plateau = PlateauStopping(tol=tol, n_iter_no_change=n_iter_no_change,
                                   sink=print if verbose else None)
         # After the user's callbacks: they all see every epoch before the plateau ends
-        # training, and the plateau's best epoch is then one that they saw too.
+        # training, and the epoch whose weights it restores is one they saw too.
         internal = [("stop_on_divergence", StopOnDivergence())]
         if carry is not None:
             internal.append(("carry_states", CarryStates(*carry)))
