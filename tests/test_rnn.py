@@ -22,8 +22,9 @@ from skkalman._sklearn_compat import check_is_fitted
 from skkalman.datasets import lagged_targets, make_lds
 from skkalman.metrics import _observed_r2_score
 
-# Small data train to a plateau within a few epochs; tol=1e-3 keeps the count low.
-FAST = dict(max_epochs=40, tol=1e-3, n_iter_no_change=2, random_state=0)
+# Small data train to a plateau within a few epochs; tol=1e-3 keeps the count low, and one
+# start (n_init="auto" would give linear networks four) keeps each fit to one training.
+FAST = dict(max_epochs=40, tol=1e-3, n_iter_no_change=2, n_init=1, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -395,11 +396,28 @@ def test_n_init_runs_restarts(inputs_data):
     from skkalman.rnn import _seeds
 
     X, y = inputs_data
-    one = ElmanRNNRegressor(2, n_init=1, **FAST).fit(X, y)
-    three = ElmanRNNRegressor(2, n_init=3, **FAST).fit(X, y)
+    one = ElmanRNNRegressor(2, **FAST).fit(X, y)
+    three = ElmanRNNRegressor(2, **{**FAST, "n_init": 3}).fit(X, y)
     # The first restart of n_init=3 is the n_init=1 fit, so the best can only be better.
     assert _seeds(0, 3)[0] == _seeds(0, 1)[0]
     assert three.loss_ <= one.loss_
+
+
+@pytest.mark.parametrize("nonlinearity, n_starts", [("linear", 4), ("tanh", 1), ("relu", 1)])
+def test_auto_restarts(inputs_data, monkeypatch, nonlinearity, n_starts):
+    import skkalman.rnn
+
+    drawn = []
+    seeds = skkalman.rnn._seeds
+
+    def spy(random_state, n_init):
+        drawn.append(n_init)
+        return seeds(random_state, n_init)
+
+    monkeypatch.setattr(skkalman.rnn, "_seeds", spy)
+    X, y = inputs_data
+    ElmanRNNRegressor(2, nonlinearity=nonlinearity, **{**FAST, "n_init": "auto"}).fit(X, y)
+    assert drawn == [n_starts]
 
 
 def test_skorch_routing_reaches_module_and_optimizer(inputs_data):
