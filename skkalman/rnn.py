@@ -148,7 +148,12 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
 
     **Stopping.** Training ends when the validation loss is on a plateau (``tol``,
     ``n_iter_no_change``); the weights of the epoch with the lowest validation loss are
-    kept (early stopping). ``converged_`` records whether training ended so, and a
+    kept (early stopping). For ``linear`` networks the history also records whether
+    ``W_hh`` is ``stable`` (every eigenvalue inside the unit circle), and a stable epoch
+    (and restart) is preferred to an unstable one whatever their losses: an unstable
+    network's forecasts drift away on sequences longer than the validation rows, however
+    well it scores on them (measured: a random system's restart with spectral radius
+    1.0006 had the lowest validation loss and a held-out MSE 12% above a stable one's). ``converged_`` records whether training ended so, and a
     :class:`~sklearn.exceptions.ConvergenceWarning` says when it did not.
 
     ``tanh`` and ``relu`` run on torch's fused RNN kernels. ``linear`` has none; it
@@ -355,7 +360,8 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
                 net, loss, converged = fit_restarts(
                     seeds, train=train, valid=valid, net_params=net_params, carry=carry,
                     callbacks=self.callbacks, tol=self.tol,
-                    n_iter_no_change=self.n_iter_no_change, device=device,
+                    n_iter_no_change=self.n_iter_no_change,
+                    check_stability=self.nonlinearity == "linear", device=device,
                     verbose=self.verbose,
                 )
         except Diverged as exc:

@@ -17,7 +17,12 @@ from skkalman import ElmanRNNRegressor
 from skkalman._rnn.activations import ACTIVATIONS
 from skkalman._rnn.data import make_windows, split_rows, whole_sequences
 from skkalman._rnn.module import ElmanRNN, MaskedMSELoss
-from skkalman._rnn.training import CarryStates, SequenceNet
+from skkalman._rnn.training import (
+    CarryStates,
+    PlateauStopping,
+    RecordStability,
+    SequenceNet,
+)
 from skkalman._sklearn_compat import check_is_fitted
 from skkalman.datasets import lagged_targets, make_lds
 from skkalman.metrics import _observed_r2_score
@@ -362,6 +367,26 @@ def test_plateau_rule_converged_and_best_epoch_kept(inputs_data):
     scale = np.std(y, axis=0)
     held_out = np.mean(((pred[n_train:] - y[n_train:]) / scale) ** 2)
     assert held_out == pytest.approx(rnn.loss_, rel=1e-5)
+
+
+def test_stable_epochs_preferred_to_lower_unstable_ones():
+    from skorch.history import History
+
+    module = ElmanRNN(1, 1, 2, "linear")
+    net = type("Net", (), {})()
+    net.history, net.module_ = History(), module
+    plateau, record = PlateauStopping(n_iter_no_change=10).initialize(), RecordStability()
+    for radius, loss in ((0.5, 1.0), (1.5, 0.5), (0.9, 0.8), (0.95, 0.9)):
+        with torch.no_grad():
+            module.W_hh.copy_(radius * torch.eye(2))
+        net.history.new_epoch()
+        net.history.record("valid_loss", loss)
+        record.on_epoch_end(net)
+        plateau.on_epoch_end(net)
+    assert net.history[:, "stable"] == [True, False, True, True]
+    assert plateau.best_loss_ == 0.8 and plateau.best_stable_
+    plateau.on_train_end(net)
+    assert torch.equal(module.W_hh, 0.9 * torch.eye(2))
 
 
 def test_convergence_warning_when_still_improving(inputs_data):

@@ -20,6 +20,7 @@ __all__ = [
     "CarryStates",
     "Diverged",
     "PlateauStopping",
+    "RecordStability",
     "SequenceNet",
     "StopOnDivergence",
     "WindowBatches",
@@ -86,9 +87,9 @@ class SequenceNet(NeuralNetRegressor):
       ``1e4`` with a zero gradient: a trial step into an unstable region, where a long
       sequence's states overflow, then looks like a wall and the line search backs off,
       instead of reading NaN comparisons as progress;
-    - a step that leaves the weights unchanged (no descent direction: a stale curvature
-      memory in float32) clears that memory, so the next step starts afresh along the
-      gradient instead of repeating the failed one.
+    - a step that leaves the weights unchanged (its line search found no decrease along
+      the direction that a stale curvature memory proposed) clears that memory, so the
+      next step starts afresh along the gradient instead of repeating the failed one.
 
     With a first-order optimizer a non-finite loss is recorded as it is, and
     :class:`StopOnDivergence` ends the fit.
@@ -168,20 +169,37 @@ class CarryStates(Callback):
             module.train(was_training)
 
 
+class RecordStability(Callback):
+    """Record in the history whether a linear network's recurrence is stable.
+
+    ``stable``: every eigenvalue of ``W_hh`` lies inside the unit circle. An unstable
+    linear network's states grow without bound, so its forecasts drift away on sequences
+    longer than the ones it was validated on, however low its validation loss.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        W_hh = net.module_.W_hh.detach().cpu().double().numpy()
+        net.history.record("stable", bool(np.max(np.abs(np.linalg.eigvals(W_hh))) < 1))
+
+
 class PlateauStopping(Callback):
     """Stop when the monitored loss is on a plateau; keep the weights of its best epoch.
 
     The loss is on a plateau when ``n_iter_no_change`` consecutive epochs have not
     lowered its best value by more than ``tol`` times that value. At the end of training,
     however it ended, the module gets back the weights of the epoch with the lowest loss
-    (early stopping: on little data, the optimum of the training loss overfits).
+    (early stopping: on little data, the optimum of the training loss overfits), among
+    the epochs that the history marks ``stable`` when there are any (see
+    :class:`RecordStability`).
 
     Attributes
     ----------
     plateau_ : bool
         Whether training ended because of the plateau.
     best_loss_ : float
-        The lowest loss seen, that of the weights restored.
+        The loss of the weights restored.
+    best_stable_ : bool
+        Whether those weights are stable (True when the history does not say).
     """
 
     def __init__(self, monitor="valid_loss", tol=1e-4, n_iter_no_change=10, sink=None):
@@ -193,6 +211,7 @@ class PlateauStopping(Callback):
     def initialize(self):
         self.plateau_ = False
         self.best_loss_ = np.inf
+        self.best_stable_ = False
         self._reference = np.inf
         self._misses = 0
         self._best_weights = None
@@ -200,8 +219,9 @@ class PlateauStopping(Callback):
 
     def on_epoch_end(self, net, **kwargs):
         loss = net.history[-1, self.monitor]
-        if loss < self.best_loss_:
-            self.best_loss_ = loss
+        stable = bool(net.history[-1].get("stable", True))
+        if (stable, -loss) > (self.best_stable_, -self.best_loss_):
+            self.best_loss_, self.best_stable_ = loss, stable
             self._best_weights = copy.deepcopy(net.module_.state_dict())
         if not np.isfinite(self._reference) or (
                 loss < self._reference - self.tol * abs(self._reference)):
@@ -289,8 +309,11 @@ def small_model_threads(hidden_size, device):
 
 
 def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None, tol,
-                 n_iter_no_change, device="cpu", verbose=0):
+                 n_iter_no_change, check_stability=False, device="cpu", verbose=0):
     """Train one skorch net per seed; return the one with the lowest validation loss.
+
+    With ``check_stability`` (linear networks), a stable network is preferred to an
+    unstable one whatever their losses (see :class:`RecordStability`).
 
     Parameters
     ----------
@@ -339,6 +362,8 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
         internal = [("stop_on_divergence", StopOnDivergence())]
         if carry is not None:
             internal.append(("carry_states", CarryStates(*carry)))
+        if check_stability:
+            internal.append(("record_stability", RecordStability()))
         internal.append(("plateau", plateau))
         net = SequenceNet(
             **net_params,
@@ -354,6 +379,7 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
         loss = plateau.best_loss_
         if not np.isfinite(loss):
             raise Diverged(len(net.history), "valid_loss")
-        if best is None or loss < best[1]:
-            best = (net, loss, plateau.plateau_)
-    return best
+        rank = (plateau.best_stable_, -loss)
+        if best is None or rank > best[0]:
+            best = (rank, (net, loss, plateau.plateau_))
+    return best[1]
