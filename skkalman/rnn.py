@@ -153,7 +153,8 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     (and restart) is preferred to an unstable one whatever their losses: an unstable
     network's forecasts drift away on sequences longer than the validation rows, however
     well it scores on them (measured: a random system's restart with spectral radius
-    1.0006 had the lowest validation loss and a held-out MSE 12% above a stable one's). ``converged_`` records whether training ended so, and a
+    1.0006 had the lowest validation loss and a held-out MSE 12% above a stable one's).
+    ``converged_`` records whether training ended on the plateau, and a
     :class:`~sklearn.exceptions.ConvergenceWarning` says when it did not.
 
     ``tanh`` and ``relu`` run on torch's fused RNN kernels. ``linear`` has none; it
