@@ -133,7 +133,11 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     deviation of each column, over its observed entries) before they reach the network
     (float64 on the CPU, float32 on other devices), so levels and scales far beyond
     float32's resolution (``y + 1e8``) cost nothing; the fitted ``W_xh_, b_h_, W_hy_,
-    b_y_`` fold the standardization back in. ``W_hh_`` is unaffected.
+    b_y_`` fold the standardization back in. ``W_hh_`` is unaffected. ``linear`` and
+    ``tanh`` networks hold ``b_h`` at zero on the standardized inputs (so ``b_h_ = -W_xh_
+    x̄``, with ``x̄`` the inputs' mean): the zero state that every sequence starts from is
+    then the network's resting state, and a new sequence starts without a transient (see
+    :data:`~skkalman._rnn.activations.ACTIVATIONS`); ``relu`` networks train it.
 
     **Training.** ``W_hh`` starts as a random orthogonal matrix times 0.9
     (``module__spectral_radius``): stable and slow. Each epoch refreshes the start states

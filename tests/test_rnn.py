@@ -89,6 +89,19 @@ def test_weights_are_the_equations(fitted, inputs_data):
     assert_allclose(fitted._latent_states(X[:60]), H_np, atol=1e-4)
 
 
+def test_sequences_start_at_rest_for_odd_activations(fitted, inputs_data):
+    """tanh and linear: b_h = 0 on standardized inputs, so the zero start is the resting
+    state and a constant input at the training mean gives a constant output at once."""
+    X, _ = inputs_data
+    at_mean = fitted.predict(np.tile(X.mean(axis=0), (30, 1)))
+    if fitted.nonlinearity == "relu":
+        assert fitted.net_.module_.b_h.requires_grad
+        assert not np.allclose(at_mean, at_mean[0])
+    else:
+        assert_allclose(fitted.b_h_, -fitted.W_xh_ @ X.mean(axis=0), atol=1e-12)
+        assert_allclose(at_mean, np.broadcast_to(at_mean[0], at_mean.shape), atol=1e-12)
+
+
 def test_lengths_equal_separate_sequences(fitted, inputs_data):
     X, _ = inputs_data
     joint = fitted.predict(X[:100], lengths=[30, 70])

