@@ -541,14 +541,19 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         def jacobian(h):
             return np.eye(h.size) - activation.slope(W @ h + drive, np)[:, None] * W
 
-        solution = root(residual, np.zeros(W.shape[0]), jac=jacobian)
-        if not solution.success or np.max(np.abs(residual(solution.x))) > 1e-8:
-            raise ValueError(
-                "no fixed point h* = σ(W_hh h* + W_xh x̄ + b_h) was found for the fitted "
-                f"{self.nonlinearity} network ({solution.message}); use "
-                "linearization='trajectory'."
-            )
-        return activation.slope(W @ solution.x + drive, np)
+        h = np.zeros(W.shape[0])
+        # At the inputs' mean a tanh network rests at h* = 0 (b_h is zero on standardized
+        # inputs); MINPACK's relative step test never accepts a root at exactly 0.
+        if np.max(np.abs(residual(h))) > 1e-12:
+            solution = root(residual, h, jac=jacobian)
+            if not solution.success or np.max(np.abs(residual(solution.x))) > 1e-8:
+                raise ValueError(
+                    "no fixed point h* = σ(W_hh h* + W_xh x̄ + b_h) was found for the "
+                    f"fitted {self.nonlinearity} network ({solution.message}); use "
+                    "linearization='trajectory'."
+                )
+            h = solution.x
+        return activation.slope(W @ h + drive, np)
 
 
 def _location_scale(values):
