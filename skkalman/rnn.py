@@ -21,9 +21,9 @@ _ROWS_ARE_TIME_STEPS = "rows are time steps: an output depends on the rows befor
 # to 12: a forward and backward pass over 64 windows of 125 steps is 60 to 75 times
 # faster than over one sequence of 8,000).
 _NONLINEAR_WINDOW = 128
-# n_init="auto" for linear networks. Measured on random input-driven systems, hidden size =
-# the true order: one start lands within 1% of the optimal MSE in 8 of 10, four starts
-# chosen on the validation loss close most of the rest, at under 15 s for 10,000 steps.
+# n_init="auto" for linear networks. Measured on random input-driven systems (10,000 steps,
+# hidden size = the true order): one start lands within 1% of the optimal MSE in 8 of 10,
+# four starts chosen on the validation loss in 19 of 20, at a median of 6 s a fit.
 _LINEAR_RESTARTS = 4
 
 
@@ -175,8 +175,13 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     afterwards): their matrices are too small to share out, and idle worker threads slow
     every small op on a busy machine.
 
-    ``benchmarks/bench_rnn_robustness.py`` measures the defaults on random systems
-    against the forecast of the true model.
+    ``benchmarks/bench_rnn_robustness.py`` measures the defaults on 20 random systems
+    (10,000 training steps) against the true model's optimal predictions: linear networks
+    within 1% of the optimal held-out MSE in 78 of 80 cases (median 1.0015 forecasting,
+    1.0010 input-driven, hidden size = the true order); tanh networks within 3% in every
+    forecasting case, but within 5% in only 75% of input-driven ones (hidden size = the
+    order; 60% with twice that): a nearly noise-free system asks a tanh network to stay
+    linear to a thousandth of its signal.
 
     Examples
     --------
