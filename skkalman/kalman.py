@@ -7,7 +7,6 @@ import numpy as np
 from scipy import linalg
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import r2_score
 from sklearn.utils import check_random_state
 
 from ._atomic import atomic_fit
@@ -27,6 +26,7 @@ from ._kalman.subspace import lagged_target_columns
 from ._linalg import one_blas_thread
 from ._sequences import restore_y_shape, validate_sequences
 from ._sklearn_compat import Interval, StrOptions, check_is_fitted
+from .metrics import _observed_r2_score
 
 __all__ = ["KalmanFilterRegressor"]
 
@@ -1024,13 +1024,16 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         return restore_y_shape(y, self._y_ndim), states
 
     def score(self, X, y, lengths=None, sample_weight=None, *, groups=None):
-        """R² of :meth:`predict` (no measurements used) against ``y``.
+        """R² of :meth:`predict` (no measurements used) against the observed ``y``.
+
+        Each target's R² over the rows where it is observed (NaN = missing), averaged
+        over the targets: the rule of every skkalman estimator
+        (:func:`skkalman.metrics._observed_r2_score`).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
-            Must be fully observed.
         lengths : array-like of int, default=None
         sample_weight : array-like of shape (n_samples,), default=None
         groups : array-like of shape (n_samples,), default=None
@@ -1042,11 +1045,8 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         score : float
         """
         data = self._validate(X, y, lengths, groups)
-        if np.isnan(data.y).any():
-            raise ValueError("score needs every measurement; y contains NaN.")
-        y_pred = self.predict(X, data.lengths)
-        return float(r2_score(restore_y_shape(data.y, data.y_ndim), y_pred,
-                              sample_weight=sample_weight))
+        y_pred = self.predict(X, data.lengths).reshape(data.y.shape)
+        return _observed_r2_score(data.y, y_pred, sample_weight=sample_weight)
 
     # --- protocol used by DynamicsRecovery -----------------------------------------------
 

@@ -90,6 +90,7 @@ TRACE_CHECKED = ("kalman", "dynamics", "rnn")
 SHORT_FIT = {
     "kalman": ({"n_iter": 1}, KalmanFilterRegressor, "_fit"),
     "dynamics": ({"estimator__n_iter": 1}, KalmanFilterRegressor, "_fit"),
+    "rnn": ({"max_epochs": 1}, ElmanRNNRegressor, "_train"),
 }
 TAKES_Y = {"fit", "score", "forecast", "filter", "smooth", "log_likelihood", "aic", "bic"}
 NO_DATA = {"from_params"}
@@ -153,8 +154,15 @@ CASES = [
     Case("y-targets", "``y`` with another number of columns than at fit", ValueError,
          "y has 2 targets but KalmanFilterRegressor was fitted with 1",
          (Call(K, "forecast", {"y": Y2}), Call(K, "log_likelihood", {"y": Y2}))),
-    Case("y-nan-score", "``y`` with NaN in ``score``", ValueError,
-         "score needs every measurement", (Call(K, "score", {"y": _with(y, 3, np.nan)}),)),
+    Case("y-unobserved-score", "``y`` in ``score`` with a target never observed", ValueError,
+         "target 0 of y has no observed",
+         (Call(K, "score", {"y": np.full(N, np.nan)}),
+          Call(RNN, "score", {"y": np.full(N, np.nan)}))),
+    Case("sample-weight", "``sample_weight`` of the wrong length, or negative", ValueError,
+         "sample_weight (has shape|must be finite and non-negative)",
+         (Call(K, "score", {"sample_weight": np.ones(3)}),
+          Call(RNN, "score", {"sample_weight": np.ones(3)}),
+          Call(K, "score", {"sample_weight": -np.ones(N)}))),
     # --- lengths ---------------------------------------------------------------------
     Case("lengths-scalar", "``lengths`` a number", TypeError,
          "lengths must be a sequence of ints",
@@ -183,7 +191,9 @@ CASES = [
          "give lengths or groups, not both",
          (Call(K, "fit", {"lengths": [N], "groups": np.zeros(N)}),
           Call(K, "predict", {"lengths": [N], "groups": np.zeros(N)}),
-          Call(D, "fit", {"lengths": [N], "groups": np.zeros(N)}))),
+          Call(D, "fit", {"lengths": [N], "groups": np.zeros(N)}),
+          Call(RNN, "fit", {"lengths": [N], "groups": np.zeros(N)}),
+          Call(RNN, "predict", {"lengths": [N], "groups": np.zeros(N)}))),
     Case("groups-rows", "``groups`` with another number of labels than rows", ValueError,
          "groups has 299 labels but X has 300 rows",
          (Call(K, "fit", {"groups": np.zeros(N - 1)}),
@@ -199,7 +209,9 @@ CASES = [
          "ordered by sequence)", ValueError,
          "groups label 0 labels rows 0 to 99 and again rows 200 to 299",
          (Call(K, "fit", {"groups": np.repeat([0, 1, 0], 100)}),
-          Call(D, "fit", {"groups": np.repeat([0, 1, 0], 100)}))),
+          Call(D, "fit", {"groups": np.repeat([0, 1, 0], 100)}),
+          Call(RNN, "fit", {"groups": np.repeat([0, 1, 0], 100)}),
+          Call(RNN, "score", {"groups": np.repeat([0, 1, 0], 100)}))),
     # --- parameters ------------------------------------------------------------------
     Case("n_states-bool", "``n_states=True``, ``hidden_size=True`` (a bool is not a count)",
          ValueError, "The '(n_states|hidden_size)' parameter of .* must be an int",

@@ -71,6 +71,25 @@ def test_dynamics_recovery_passes_groups_on_as_lengths(recordings):
         by_lengths.transform(X, lengths=LENGTHS))
 
 
+def test_rnn_takes_groups_like_lengths(recordings):
+    X, y, ids, _ = recordings
+    X, y, ids = X[:300], y[:300], ids[:300]
+    lengths = groups_to_lengths(ids, 300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # (two epochs only)
+        by_groups = ElmanRNNRegressor(hidden_size=2, max_epochs=2, random_state=0).fit(
+            X, y, groups=ids)
+        by_lengths = ElmanRNNRegressor(hidden_size=2, max_epochs=2, random_state=0).fit(
+            X, y, lengths=lengths)
+    np.testing.assert_array_equal(by_groups.W_hh_, by_lengths.W_hh_)
+    np.testing.assert_array_equal(by_groups.predict(X, groups=ids),
+                                  by_groups.predict(X, lengths=lengths))
+    np.testing.assert_array_equal(by_groups.hidden_states(X, groups=ids),
+                                  by_groups.hidden_states(X, lengths=lengths))
+    assert by_groups.score(X, y, groups=ids) == by_groups.score(X, y, lengths=lengths)
+    assert not np.allclose(by_groups.predict(X, groups=ids), by_groups.predict(X))
+
+
 # --- cross-validation by whole sequences ------------------------------------------------
 
 def _fold_fit(estimator, X, y, ids, train):
