@@ -21,6 +21,7 @@ from sklearn.base import (
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import get_tags
 
+from ._atomic import atomic_fit
 from ._kalman.realization import (
     LinearSystem,
     balanced_truncation,
@@ -28,8 +29,8 @@ from ._kalman.realization import (
     hankel_singular_values,
     real_modal_form,
 )
-from ._sequences import validate_sequences
-from ._sklearn_compat import Interval, StrOptions, check_is_fitted
+from ._sequences import resolve_lengths, validate_sequences
+from ._sklearn_compat import Interval, StrOptions, check_is_fitted, num_samples
 
 __all__ = ["DynamicsRecovery"]
 
@@ -195,8 +196,11 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         self.order = order
         self.linearization = linearization
 
-    def fit(self, X, y=None, lengths=None):
+    @atomic_fit
+    def fit(self, X, y=None, lengths=None, *, groups=None):
         """Fit the estimator (unless ``prefit``) and extract its effective dynamics.
+
+        A fit that raises leaves the meta-transformer as it was.
 
         Parameters
         ----------
@@ -206,6 +210,9 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
             Targets, passed to ``estimator.fit``.
         lengths : array-like of int, default=None
             Lengths of the sequences concatenated in ``X``; None means one sequence.
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -213,6 +220,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
             Fitted meta-transformer.
         """
         self._validate_params()
+        if groups is not None:
+            # The wrapped model gets lengths: it need not know groups, and the check that
+            # both were not given happens here, once.
+            lengths = resolve_lengths(lengths, groups, num_samples(X))
         estimator = self.estimator
         if not (hasattr(estimator, "_state_space") and hasattr(estimator, "_latent_states")):
             raise TypeError(
@@ -308,7 +319,7 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
             )
         return columns.astype(np.intp)
 
-    def transform(self, X, lengths=None):
+    def transform(self, X, lengths=None, *, groups=None):
         """The model's latent state trajectory driven by ``X``, in canonical coordinates.
 
         The latent states are the Kalman model's ``E[s_t | x_1..t]`` or the RNN's hidden
@@ -323,17 +334,20 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         X : array-like of shape (n_samples, n_features)
         lengths : array-like of int, default=None
             Lengths of the sequences concatenated in ``X``; None means one sequence.
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         states : ndarray of shape (n_samples, n_states)
         """
         check_is_fitted(self)
-        data = validate_sequences(self, X, lengths=lengths, reset=False)
-        states = np.asarray(self.estimator_._latent_states(X, lengths), dtype=float)
+        data = validate_sequences(self, X, lengths=lengths, groups=groups, reset=False)
+        states = np.asarray(self.estimator_._latent_states(X, data.lengths), dtype=float)
         return states @ self._state_map.T + data.X @ self._input_map.T
 
-    def fit_transform(self, X, y=None, lengths=None):
+    def fit_transform(self, X, y=None, lengths=None, *, groups=None):
         """Fit, then return the latent trajectory of ``X`` in canonical coordinates.
 
         Parameters
@@ -341,12 +355,16 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         states : ndarray of shape (n_samples, n_states)
         """
-        return self.fit(X, y, lengths=lengths).transform(X, lengths=lengths)
+        return (self.fit(X, y, lengths=lengths, groups=groups)
+                .transform(X, lengths=lengths, groups=groups))
 
     @property
     def n_features_in_(self):

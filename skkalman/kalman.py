@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from ._atomic import atomic_fit
 from ._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from ._kalman.em import PARAM_NAMES, e_step, m_step
 from ._kalman.monitor import ConvergenceMonitor
@@ -41,28 +42,59 @@ _EM_TAIL_RATIO = 0.7
 _EM_TAIL_RUN = 3
 
 
-def _robust_scale(values, axis=0):
-    """Standard deviation along ``axis`` ignoring NaN, without overflow for huge values."""
+# The spread of y must stay within 2**+-500 (about 3e+-151): its square, the scale of the
+# noise covariance R_ in the user's units, then stays a normal float64 with room for a
+# noise far smaller or larger than the spread.
+_Y_SCALE_EXPONENTS = (-500, 500)
+
+
+def _column_peak(values):
+    """Largest magnitude of each column ignoring NaN (1 where it is 0 or not finite)."""
+    with np.errstate(invalid="ignore"):
+        peak = np.nanmax(np.abs(values), axis=0, initial=0.0) if values.size else (
+            np.zeros(values.shape[1:]))
+    return np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
+
+
+def _robust_mean(values):
+    """Mean of each column ignoring NaN, without overflow for values near float64's limit."""
     values = np.asarray(values, dtype=float)
-    with np.errstate(invalid="ignore", over="ignore"):
-        peak = np.nanmax(np.abs(values), axis=axis, initial=0.0) if values.size else 0.0
-        peak = np.where(np.isfinite(peak) & (peak > 0), peak, 1.0)
-        std = np.sqrt(np.nanmean((values / peak - np.nanmean(values / peak, axis=axis)) ** 2,
-                                 axis=axis))
-    return std * peak
+    peak = _column_peak(values)
+    return np.nanmean(values / peak, axis=0) * peak
+
+
+def _robust_scale(values):
+    """Root mean square of each column ignoring NaN, without overflow or underflow."""
+    values = np.asarray(values, dtype=float)
+    peak = _column_peak(values)
+    return np.sqrt(np.nanmean((values / peak) ** 2, axis=0)) * peak
 
 
 def _power_of_two(values):
     """Nearest powers of two of positive ``values`` (1 where a value is 0 or not finite).
 
     Scaling by a power of two is exact in floating point, so held parameters survive the
-    round trip to the internal units bit for bit.
+    round trip to the internal units bit for bit. The exponent stays within float64's
+    normal range (a spread near 1e308 must not round up to infinity).
     """
     values = np.asarray(values, dtype=float)
     ok = np.isfinite(values) & (values > 0)
     out = np.ones_like(values)
-    out[ok] = np.exp2(np.round(np.log2(values[ok])))
+    exponents = np.clip(np.round(np.log2(values[ok])), -1022, 1023)
+    out[ok] = np.exp2(exponents)
     return out
+
+
+def _check_not_constant(y):
+    """Reject a target whose observed values are all equal: its likelihood is unbounded."""
+    for k in range(y.shape[1]):
+        observed = y[~np.isnan(y[:, k]), k]
+        if np.all(observed == observed[0]):
+            raise ValueError(
+                f"column {k} of y is constant: its n_samples = {observed.size} observed "
+                f"values are all {float(observed[0])!r}. The noise variance R_ would shrink "
+                "to zero and the likelihood has no maximum; there are no dynamics to fit."
+            )
 
 
 def _check_matrix(name, value, shape, covariance=False):
@@ -120,19 +152,39 @@ class _Units:
         center_y = intercept_free
         center_x = (intercept_free and "initial_state_mean" not in fixed
                     and "A" not in fixed)
-        with np.errstate(invalid="ignore", over="ignore"):
-            self.y_mean = (np.nanmean(data.y, axis=0) if center_y else np.zeros(n_targets))
-            self.x_mean = (data.X.mean(axis=0) if center_x and data.X.shape[0]
-                           else np.zeros(data.X.shape[1]))
-        if not (np.all(np.isfinite(self.y_mean)) and np.all(np.isfinite(self.x_mean))):
-            raise ValueError("X or y is too large to be averaged in float64 (its mean "
-                             "overflows); rescale the data.")
-        self.y_scale = _power_of_two(_robust_scale(data.y - self.y_mean))
-        self.x_scale = _power_of_two(_robust_scale(data.X - self.x_mean))
+        _check_not_constant(data.y)
+        self.y_mean = _robust_mean(data.y) if center_y else np.zeros(n_targets)
+        self.x_mean = np.zeros(data.X.shape[1])
+        if center_x:
+            # A constant column is centred on its value exactly: a computed mean may be
+            # off by a rounding error, a residue that would then pass for its spread.
+            constant = np.all(data.X[:1] == data.X, axis=0)
+            self.x_mean = np.where(constant, data.X[0], _robust_mean(data.X))
+        with np.errstate(over="ignore", invalid="ignore"):
+            y_spread = _robust_scale(data.y - self.y_mean)
+            x_spread = _robust_scale(data.X - self.x_mean)
+        low, high = np.exp2(_Y_SCALE_EXPONENTS)
+        outside = np.flatnonzero(~((y_spread >= low) & (y_spread <= high)))
+        if outside.size:
+            k = outside[0]
+            raise ValueError(
+                f"column {k} of y spreads {y_spread[k]:.3g} (root mean square) around "
+                f"{'its level' if center_y else 'zero'}: its variance, the scale of the "
+                "noise covariance R_, does not fit in float64. Rescale y to a spread "
+                f"within {low:.1e} .. {high:.1e}."
+            )
+        if not np.all(np.isfinite(x_spread)):
+            j = np.flatnonzero(~np.isfinite(x_spread))[0]
+            raise ValueError(f"column {j} of X spreads beyond float64's range around its "
+                             "mean; rescale X.")
+        self.y_scale = _power_of_two(y_spread)
+        self.x_scale = _power_of_two(x_spread)
         # Inputs that repeat a target one step back (the forecasting set-up, detected
         # exactly in the user's units) get that target's centre and scale, so that they
         # stay copies of it inside too: {target: (column, +-1)}.
-        lagged = lagged_target_columns([(data.X[s], data.y[s]) for s in data.slices])
+        # (Its ratios of values near float64's limits may overflow: no copy, no warning.)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lagged = lagged_target_columns([(data.X[s], data.y[s]) for s in data.slices])
         self.lagged = None
         if lagged and len(lagged) == n_targets:
             self.lagged = {}
@@ -183,6 +235,16 @@ class _Units:
             d = d + self.y_mean
         return params.replace(B=B, C=C, D=D, R=params.R * np.outer(sy, sy),
                               initial_state_mean=m0), d
+
+
+def _no_likelihood(fixed, detail):
+    """The error of a fit whose start has no finite likelihood (only held values cause it:
+    a free start is the data's own estimate)."""
+    return ValueError(
+        f"the values held in fixed ({sorted(fixed)}) leave the data no finite likelihood "
+        f"({detail}): e.g. an unstable A lets the states grow without bound, zero R and Q "
+        "leave no noise to explain y, or values far beyond the data's scale."
+    )
 
 
 def _in_slow_tail(gains):
@@ -421,8 +483,11 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                                     covariance=name in _COVARIANCE_NAMES)
                 for name, value in fixed.items()}
 
-    def fit(self, X, y, lengths=None):
+    @atomic_fit
+    def fit(self, X, y, lengths=None, *, groups=None):
         """Fit the model by maximum likelihood (subspace start, EM, quasi-Newton search).
+
+        A fit that raises leaves the estimator as it was (a fitted model stays fitted).
 
         Parameters
         ----------
@@ -432,6 +497,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             Measurements; NaN marks a missing entry.
         lengths : array-like of int, default=None
             Lengths of the concatenated sequences; None means one sequence.
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -439,9 +507,15 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             The fitted model.
         """
         self._validate_params()
-        data = validate_sequences(self, X, y, lengths, reset=True, y_required=True)
+        data = validate_sequences(self, X, y, lengths, groups=groups, reset=True,
+                                  y_required=True)
         with one_blas_thread():
-            return self._fit(data)
+            try:
+                return self._fit(data)
+            except linalg.LinAlgError as exc:
+                if not self.fixed:
+                    raise
+                raise _no_likelihood(self.fixed, exc) from exc
 
     def _fit(self, data):
         n_features, n_targets = data.X.shape[1], data.y.shape[1]
@@ -511,6 +585,8 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             if best is None or outcome[1].best > best[1].best:
                 best = outcome
         params, monitor, information = best
+        if not np.all(np.isfinite(monitor.history)):
+            raise _no_likelihood(fixed, f"log-likelihood {monitor.history[0]} at the start")
         if not monitor.converged:
             warnings.warn(
                 f"{type(self).__name__} did not converge: {monitor.reason} after "
@@ -518,9 +594,18 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                 "raise n_iter, or check the model (e.g. fewer states).",
                 ConvergenceWarning, stacklevel=2,
             )
-        params, intercept = units.to_user(params)
+        with np.errstate(over="ignore", invalid="ignore"):
+            params, intercept = units.to_user(params)
         params = params.replace(**{k: v for k, v in fixed.items() if k in PARAM_NAMES})
         intercept = fixed.get("intercept", intercept)
+        for name, value in [*((n, getattr(params, n)) for n in PARAM_NAMES),
+                            ("intercept", intercept)]:
+            if not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"the fitted {name}_ does not fit in float64 in the units of X and y "
+                    f"(scales of y: {units.y_scale.tolist()}, of X: "
+                    f"{units.x_scale.tolist()}); rescale X or y towards unit spread."
+                )
         self._set_fitted(params, intercept=intercept,
                          log_likelihoods=np.asarray(monitor.history),
                          n_iter=monitor.n_iter_run, converged=monitor.converged,
@@ -706,9 +791,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     def _params(self):
         return StateSpaceParams(**{name: getattr(self, f"{name}_") for name in PARAM_NAMES})
 
-    def _validate(self, X, y=None, lengths=None):
+    def _validate(self, X, y=None, lengths=None, groups=None):
         check_is_fitted(self)
-        return validate_sequences(self, X, y, lengths, reset=False,
+        return validate_sequences(self, X, y, lengths, groups=groups, reset=False,
                                   n_targets=None if y is None else self.C_.shape[0])
 
     def _filter_each(self, data, y=None):
@@ -727,7 +812,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         var = np.einsum("ij,tjk,ik->ti", self.C_, covariances, self.C_) + np.diag(self.R_)
         return mean, restore_y_shape(np.sqrt(np.clip(var, 0.0, None)), self._y_ndim)
 
-    def predict(self, X, lengths=None, return_std=False):
+    def predict(self, X, lengths=None, return_std=False, *, groups=None):
         """``E[y_t | x_1..t]``: the model's regression of ``y`` on the inputs alone.
 
         Parameters
@@ -736,6 +821,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         lengths : array-like of int, default=None
         return_std : bool, default=False
             Also return the standard deviation of ``y_t`` given ``x_1..t``.
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -743,13 +831,13 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y_std : ndarray of the same shape
             Only when ``return_std`` is True.
         """
-        data = self._validate(X, lengths=lengths)
+        data = self._validate(X, lengths=lengths, groups=groups)
         results = self._filter_each(data)
         means = np.vstack([r.predicted_means for r in results])
         covs = np.concatenate([r.predicted_covariances for r in results])
         return self._output_moments(data.X, means, covs, return_std)
 
-    def forecast(self, X, y, lengths=None, return_std=False):
+    def forecast(self, X, y, lengths=None, return_std=False, *, groups=None):
         """One-step-ahead predictions ``E[y_t | x_1..t, y_1..t-1]``.
 
         Rows whose ``y`` is NaN get no measurement update, so NaN rows at the end of a
@@ -761,6 +849,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
         return_std : bool, default=False
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -768,13 +859,13 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y_std : ndarray of the same shape
             Only when ``return_std`` is True.
         """
-        data = self._validate(X, y, lengths)
+        data = self._validate(X, y, lengths, groups)
         results = self._filter_each(data, data.y)
         means = np.vstack([r.predicted_means for r in results])
         covs = np.concatenate([r.predicted_covariances for r in results])
         return self._output_moments(data.X, means, covs, return_std)
 
-    def filter(self, X, y, lengths=None):
+    def filter(self, X, y, lengths=None, *, groups=None):
         """Moments of ``p(s_t | x_1..t, y_1..t)``.
 
         Parameters
@@ -782,18 +873,21 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         means : ndarray of shape (n_samples, n_states)
         covariances : ndarray of shape (n_samples, n_states, n_states)
         """
-        data = self._validate(X, y, lengths)
+        data = self._validate(X, y, lengths, groups)
         results = self._filter_each(data, data.y)
         return (np.vstack([r.filtered_means for r in results]),
                 np.concatenate([r.filtered_covariances for r in results]))
 
-    def smooth(self, X, y, lengths=None):
+    def smooth(self, X, y, lengths=None, *, groups=None):
         """Moments of ``p(s_t | x_1..T, y_1..T)`` within each sequence.
 
         Parameters
@@ -801,19 +895,22 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         means : ndarray of shape (n_samples, n_states)
         covariances : ndarray of shape (n_samples, n_states, n_states)
         """
-        data = self._validate(X, y, lengths)
+        data = self._validate(X, y, lengths, groups)
         params = self._params()
         results = [rts_smoother(params, r) for r in self._filter_each(data, data.y)]
         return (np.vstack([r.smoothed_means for r in results]),
                 np.concatenate([r.smoothed_covariances for r in results]))
 
-    def log_likelihood(self, X, y, lengths=None):
+    def log_likelihood(self, X, y, lengths=None, *, groups=None):
         """``log p(y | X)`` over the observed entries, summed over sequences.
 
         Parameters
@@ -821,15 +918,18 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         log_likelihood : float
         """
-        data = self._validate(X, y, lengths)
+        data = self._validate(X, y, lengths, groups)
         return float(sum(r.log_likelihood for r in self._filter_each(data, data.y)))
 
-    def aic(self, X, y, lengths=None):
+    def aic(self, X, y, lengths=None, *, groups=None):
         """Akaike's information criterion of the model on ``(X, y)``; lower is better.
 
         ``-2 log p(y | X) + 2 k``, with ``k`` the number of free parameters of the fit
@@ -840,14 +940,18 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         aic : float
         """
-        return -2.0 * self.log_likelihood(X, y, lengths) + 2.0 * self._n_free_parameters()
+        return (-2.0 * self.log_likelihood(X, y, lengths, groups=groups)
+                + 2.0 * self._n_free_parameters())
 
-    def bic(self, X, y, lengths=None):
+    def bic(self, X, y, lengths=None, *, groups=None):
         """Bayesian information criterion of the model on ``(X, y)``; lower is better.
 
         ``-2 log p(y | X) + k log(n)``, with ``k`` as in :meth:`aic` and ``n`` the number of
@@ -858,6 +962,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -872,9 +979,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         >>> int(np.argmin(scores)) + 1
         2
         """
-        data = self._validate(X, y, lengths)
+        data = self._validate(X, y, lengths, groups)
         n = int(np.sum(~np.isnan(data.y).all(axis=1)))
-        return (-2.0 * self.log_likelihood(X, y, lengths)
+        return (-2.0 * self.log_likelihood(X, y, data.lengths)
                 + self._n_free_parameters() * np.log(n))
 
     def _n_free_parameters(self):
@@ -883,7 +990,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             set(), np.ones(self.n_features_in_, bool),
             np.r_[np.ones(self.n_features_in_, bool), self.fit_intercept], prior_free=False)
 
-    def sample(self, X, lengths=None, random_state=None):
+    def sample(self, X, lengths=None, random_state=None, *, groups=None):
         """Draw measurements and states from the model, driven by the inputs ``X``.
 
         Parameters
@@ -891,6 +998,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         lengths : array-like of int, default=None
         random_state : int, RandomState instance or None, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -899,7 +1009,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         states : ndarray of shape (n_samples, n_states)
             The sampled state trajectory.
         """
-        data = self._validate(X, lengths=lengths)
+        data = self._validate(X, lengths=lengths, groups=groups)
         rng = check_random_state(random_state)
         n_samples = data.X.shape[0]
         W = gaussian_draws(rng, self.Q_, n_samples)
@@ -913,7 +1023,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y = states @ self.C_.T + data.X @ self.D_.T + self.intercept_ + V
         return restore_y_shape(y, self._y_ndim), states
 
-    def score(self, X, y, lengths=None, sample_weight=None):
+    def score(self, X, y, lengths=None, sample_weight=None, *, groups=None):
         """R² of :meth:`predict` (no measurements used) against the observed ``y``.
 
         Each target's R² over the rows where it is observed (NaN = missing), averaged
@@ -926,13 +1036,16 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
         sample_weight : array-like of shape (n_samples,), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         score : float
         """
-        data = self._validate(X, y, lengths)
-        y_pred = self.predict(X, lengths).reshape(data.y.shape)
+        data = self._validate(X, y, lengths, groups)
+        y_pred = self.predict(X, data.lengths).reshape(data.y.shape)
         return _observed_r2_score(data.y, y_pred, sample_weight=sample_weight)
 
     # --- protocol used by DynamicsRecovery -----------------------------------------------

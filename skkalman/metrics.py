@@ -11,8 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import r2_score
+from sklearn.utils.metadata_routing import MetadataRequest
 
 from ._kalman.realization import LinearSystem, markov_parameters
+from ._sequences import resolve_lengths
+from ._sklearn_compat import num_samples
 
 __all__ = [
     "EigenvalueMatch",
@@ -138,7 +141,7 @@ class _DynamicsScorer:
     def __init__(self, A_true):
         self.A_true = A_true
 
-    def __call__(self, estimator, X, y=None, **kwargs):
+    def __call__(self, estimator, X, y=None, *, groups=None):
         eigenvalues = getattr(estimator, "eigenvalues_", None)
         if eigenvalues is None:
             if not hasattr(estimator, "_state_space"):
@@ -147,9 +150,21 @@ class _DynamicsScorer:
                     "(eigenvalues_) or of a KalmanFilterRegressor or ElmanRNNRegressor "
                     f"(their state-space form); got {type(estimator).__name__}."
                 )
-            A = estimator._state_space(X, linearization="trajectory")[0]
+            lengths = None if groups is None else resolve_lengths(None, groups, num_samples(X))
+            A = estimator._state_space(X, lengths, linearization="trajectory")[0]
             eigenvalues = np.linalg.eigvals(np.asarray(A, dtype=float))
         return -eigenvalue_error(eigenvalues, self.A_true)
+
+    def get_metadata_routing(self):
+        """Requests ``groups`` (per-row sequence labels) for scoring, like ``GroupKFold``.
+
+        With scikit-learn's metadata routing enabled, the ``groups`` given to a search's
+        ``fit`` reach the scorer cut to each test fold: an RNN scored bare is then
+        linearized along each sequence's own trajectory.
+        """
+        request = MetadataRequest(owner=type(self).__name__)
+        request.score.add_request(param="groups", alias=True)
+        return request
 
     def __repr__(self):
         return f"make_dynamics_scorer(A_true=<{len(self.A_true)} eigenvalues>)"
@@ -175,7 +190,9 @@ def make_dynamics_scorer(A_true):
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y) -> float``.
+        ``scorer(estimator, X, y, groups=None) -> float``. With scikit-learn's metadata
+        routing enabled it requests ``groups``, so a search by whole sequences
+        (``GroupKFold``) passes each test fold's sequence labels to it.
 
     Examples
     --------

@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 
+from ._atomic import atomic_fit
 from ._rnn.activations import ACTIVATIONS
 from ._sequences import restore_y_shape, validate_sequences
 from ._sklearn_compat import Interval, StrOptions, check_is_fitted
@@ -256,8 +257,11 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     def __sklearn_is_fitted__(self):
         return hasattr(self, "net_")
 
-    def fit(self, X, y, lengths=None):
+    @atomic_fit
+    def fit(self, X, y, lengths=None, *, groups=None):
         """Train the network on sequences.
+
+        A fit that raises leaves the estimator as it was (a fitted model stays fitted).
 
         Parameters
         ----------
@@ -267,6 +271,9 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             Targets; NaN marks a missing value, left out of the loss.
         lengths : array-like of int, default=None
             Length of each sequence; None means one sequence.
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
@@ -274,19 +281,10 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
-        # validate_data records n_features_in_ at once; undo that if training then fails.
-        before = {k: vars(self)[k] for k in ("n_features_in_", "feature_names_in_")
-                  if k in vars(self)}
-        try:
-            device = _check_device(self.device)
-            data = validate_sequences(self, X, y, lengths, reset=True, y_required=True)
-            fitted = self._train(data, device)
-        except BaseException:
-            for k in ("n_features_in_", "feature_names_in_"):
-                vars(self).pop(k, None)
-            vars(self).update(before)
-            raise
-        self._set_fitted(**fitted)
+        device = _check_device(self.device)
+        data = validate_sequences(self, X, y, lengths, groups=groups, reset=True,
+                                  y_required=True)
+        self._set_fitted(**self._train(data, device))
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__} stopped after {len(self.history_)} epochs before "
@@ -401,14 +399,14 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         self._y_ndim = y_ndim
         self._scaling = scaling
 
-    def _run(self, X, lengths):
+    def _run(self, X, lengths, groups=None):
         """Outputs and hidden states of every row, each sequence run once from zero."""
         import torch
 
         from ._rnn.training import small_model_threads
 
         check_is_fitted(self)
-        data = validate_sequences(self, X, lengths=lengths, reset=False)
+        data = validate_sequences(self, X, lengths=lengths, groups=groups, reset=False)
         module, device = self.net_.module_, self.net_.device
         dtype = next(module.parameters()).dtype
         with np.errstate(over="ignore"):
@@ -431,36 +429,42 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         Y = self._scaling["y_mean"] + self._scaling["y_scale"] * Y
         return Y, H
 
-    def predict(self, X, lengths=None):
+    def predict(self, X, lengths=None, *, groups=None):
         """Predict the targets of every row from the inputs up to it.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Shaped like ``y`` at fit.
         """
-        return restore_y_shape(self._run(X, lengths)[0], self._y_ndim)
+        return restore_y_shape(self._run(X, lengths, groups)[0], self._y_ndim)
 
-    def hidden_states(self, X, lengths=None):
+    def hidden_states(self, X, lengths=None, *, groups=None):
         """The hidden state ``h_t`` of every row.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
         lengths : array-like of int, default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         h : ndarray of shape (n_samples, hidden_size)
         """
-        return self._run(X, lengths)[1]
+        return self._run(X, lengths, groups)[1]
 
-    def score(self, X, y, lengths=None, sample_weight=None):
+    def score(self, X, y, lengths=None, sample_weight=None, *, groups=None):
         """Coefficient of determination R² of :meth:`predict` on the observed targets.
 
         Each target's R² is taken over the rows where it is observed (NaN in ``y`` is a
@@ -473,15 +477,18 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
         lengths : array-like of int, default=None
         sample_weight : array-like of shape (n_samples,), default=None
+        groups : array-like of shape (n_samples,), default=None
+            Sequence label of each row, instead of ``lengths``: contiguous rows with the
+            same label are one sequence (for cross-validation by whole sequences).
 
         Returns
         -------
         score : float
         """
         check_is_fitted(self)
-        data = validate_sequences(self, X, y, lengths, reset=False,
+        data = validate_sequences(self, X, y, lengths, groups=groups, reset=False,
                                   n_targets=self.W_hy_.shape[0])
-        y_pred = self._run(X, lengths)[0]
+        y_pred = self._run(X, data.lengths)[0]
         return _observed_r2_score(data.y, y_pred, sample_weight=sample_weight)
 
     # -- protocol used by DynamicsRecovery -------------------------------------------------

@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("script", ["bench_missing.py", "bench_kalman_robustness.py"])
+@pytest.mark.parametrize("script", ["bench_missing.py", "bench_kalman_robustness.py",
+                                    "bench_scales.py"])
 def test_quick_mode_runs(script):
     pytest.importorskip("statsmodels")
     pytest.importorskip("pykalman")

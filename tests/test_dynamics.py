@@ -11,6 +11,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV
 
+from skkalman import KalmanFilterRegressor
 from skkalman._sequences import validate_sequences
 from skkalman._sklearn_compat import check_is_fitted
 from skkalman.datasets import lagged_targets, make_lds
@@ -499,3 +500,21 @@ def test_tanh_rnn_recovers_forecasting_dynamics():
                                       linearization="fixed_point").fit(X, y)
     assert at_fixed_point.eigenvalues_.shape == (4,)
     assert np.abs(at_fixed_point.eigenvalues_).max() > np.abs(recovery.eigenvalues_).max()
+
+
+@pytest.mark.parametrize("x_scale", [1e-300, 1e300])
+def test_inputs_at_any_scale_give_the_same_dynamics_and_scaled_gramians(x_scale):
+    # The Gramians square B (about 1 / x_scale here): computed in scaled units, the Hankel
+    # singular values neither overflow nor vanish.
+    X, y, system = make_lds(system="oscillator", n_inputs=1, n_samples=400, random_state=0)
+    model = KalmanFilterRegressor.from_params(**system.params)
+    scaled = KalmanFilterRegressor.from_params(**{**system.params,
+                                                  "B": system.params["B"] / x_scale})
+    for order in (None, 1):
+        base = DynamicsRecovery(model, prefit=True, order=order).fit(X, y)
+        recovery = DynamicsRecovery(scaled, prefit=True, order=order).fit(X * x_scale, y)
+        np.testing.assert_allclose(recovery.hankel_singular_values_,
+                                   base.hankel_singular_values_ / x_scale, rtol=1e-10)
+        np.testing.assert_allclose(recovery.eigenvalues_, base.eigenvalues_, rtol=1e-10)
+        np.testing.assert_allclose(recovery.transform(X * x_scale), base.transform(X),
+                                   rtol=1e-8, atol=1e-10)

@@ -45,3 +45,19 @@ def test_dynamics_recovery_states_as_features_downstream(data):
     states = pipe[0].transform(X, lengths=LENGTHS)
     assert states.shape == (X.shape[0], 2)
     np.testing.assert_allclose(prediction, pipe[1].predict(states), atol=1e-10)
+
+
+def test_pipeline_routes_groups_like_lengths(data):
+    X, y = data
+    ids = np.repeat(["a", "b"], LENGTHS)
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = (KalmanFilterRegressor(2)
+                 .set_fit_request(groups=True).set_predict_request(groups=True)
+                 .set_score_request(groups=True))
+        pipe = make_pipeline(StandardScaler(), model).fit(X, y, groups=ids)
+        routed = pipe.predict(X, groups=ids)
+        score = pipe.score(X, y, groups=ids)
+    Xs = StandardScaler().fit_transform(X)
+    direct = KalmanFilterRegressor(2).fit(Xs, y, lengths=LENGTHS)
+    np.testing.assert_allclose(routed, direct.predict(Xs, lengths=LENGTHS), atol=1e-10)
+    assert score == pytest.approx(direct.score(Xs, y, lengths=LENGTHS), rel=1e-10)

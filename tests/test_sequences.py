@@ -6,7 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator
 
-from skkalman._sequences import check_lengths, restore_y_shape, validate_sequences
+from skkalman._sequences import (
+    check_lengths,
+    groups_to_lengths,
+    resolve_lengths,
+    restore_y_shape,
+    validate_sequences,
+)
 
 
 class _Estimator(BaseEstimator):
@@ -129,6 +135,12 @@ def test_zero_input_columns_are_accepted():
         ([], ValueError, "lengths is empty"),
         ([6, -1], ValueError, r"lengths\[1\] = -1"),
         ([5, 0], ValueError, r"lengths\[1\] = 0"),
+        # Sums that wrap around in int64 (to 5 here), and integers beyond int64.
+        ([2**63 - 1, 2**63 - 1, 7], ValueError, "lengths sum to 18446744073709551621 but"),
+        ([2**64, 1], ValueError, "lengths sum to 18446744073709551617 but"),
+        ([2**70], ValueError, "lengths sum to 1180591620717411303424 but"),
+        ([1e30], ValueError, "lengths sum to 1000000000000000019884624838656 but"),
+        ([1] * 6, ValueError, "lengths sum to 6 but X has 5 rows"),
     ],
 )
 def test_bad_lengths(lengths, error, match):
@@ -149,3 +161,58 @@ def test_restore_y_shape():
     values = np.arange(6.0).reshape(3, 2)
     assert restore_y_shape(values, 2) is values
     np.testing.assert_array_equal(restore_y_shape(values[:, :1], 1), [0.0, 2.0, 4.0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=6),
+       st.sampled_from(["int", "str", "float", "object"]), st.integers(0, 2**32 - 1))
+def test_groups_give_the_lengths_of_their_runs(lengths, kind, seed):
+    # Distinct labels in a random order, each repeated over its sequence's rows.
+    labels = np.random.default_rng(seed).permutation(len(lengths)) * 7 - 3
+    labels = {"int": labels, "str": labels.astype(str), "float": labels / 2,
+              "object": np.array([f"s{v}" if v % 2 else int(v) for v in labels],
+                                 dtype=object)}[kind]
+    groups = np.repeat(labels, lengths)
+    n_samples = sum(lengths)
+    np.testing.assert_array_equal(groups_to_lengths(groups, n_samples), lengths)
+    np.testing.assert_array_equal(groups_to_lengths(list(groups), n_samples), lengths)
+    data = validate_sequences(_Estimator(), np.zeros((n_samples, 1)), groups=groups,
+                              reset=True)
+    np.testing.assert_array_equal(data.lengths, lengths)
+
+
+@pytest.mark.parametrize(
+    ("groups", "error", "match"),
+    [
+        (0, TypeError, "groups must hold one label per row"),
+        ("aaaaa", TypeError, "groups must hold one label per row"),
+        ([[0] * 5], ValueError, "groups must be one-dimensional"),
+        ([0] * 4, ValueError, "groups has 4 labels but X has 5 rows"),
+        ([0, 0, 1, 1, 0], ValueError, "groups label 0 labels rows 0 to 1 and again rows 4 to 4"),
+        (["a", "b", "a", "b", "c"], ValueError, "groups label 'a' labels rows 0 to 0 and again"),
+        ([0.0, 0.0, np.nan, 1.0, 1.0], ValueError, r"groups\[2\] is nan"),
+        (["a", "a", None, "b", "b"], ValueError, r"groups\[2\] is None"),
+    ],
+)
+def test_bad_groups(groups, error, match):
+    with pytest.raises(error, match=match):
+        groups_to_lengths(groups, 5)
+
+
+def test_lengths_or_groups_not_both():
+    assert resolve_lengths([2, 3], None, 5) == [2, 3]
+    assert resolve_lengths(None, None, 5) is None
+    with pytest.raises(ValueError, match="give lengths or groups, not both"):
+        resolve_lengths([5], [0] * 5, 5)
+    with pytest.raises(ValueError, match="give lengths or groups, not both"):
+        validate_sequences(_Estimator(), np.zeros((5, 1)), lengths=[5], groups=[0] * 5,
+                           reset=True)
+
+
+def test_y_shape_errors_name_y():
+    X = np.zeros((4, 1))
+    for y, match in [(np.zeros((4, 1, 1)), "y must be 1-D or 2-D, got an array of shape"),
+                     (np.zeros((4, 0)), "y has no columns"),
+                     (3.0, r"y must be 1-D or 2-D, got an array of shape \(\)")]:
+        with pytest.raises(ValueError, match=match):
+            validate_sequences(_Estimator(), X, y, reset=True)

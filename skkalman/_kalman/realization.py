@@ -219,15 +219,25 @@ def _gramian_factor(A, M):
     return V * np.sqrt(np.clip(w, 0.0, None))
 
 
+def _power_of_two_below(M):
+    """The power of two at or below the largest magnitude in ``M`` (1 if it is 0)."""
+    peak = float(np.max(np.abs(M), initial=0.0))
+    return float(np.ldexp(1.0, np.frexp(peak)[1] - 1)) if 0.0 < peak < np.inf else 1.0
+
+
 def _balanced_pieces(system):
     """Stable/unstable split and the square-root balancing of the stable part."""
     S, S_inv, k = _stable_split(system.A)
     A_split = S_inv @ system.A @ S
     B_split, C_split = S_inv @ system.B, system.C @ S
-    Lc = _gramian_factor(A_split[:k, :k], B_split[:k])
-    Lo = _gramian_factor(A_split[:k, :k].T, C_split[:, :k].T)
+    # The Gramians square B and C: with inputs or outputs in units near float64's limits
+    # (B ~ 1e-300 or 1e300) they would underflow or overflow. Their factors are computed
+    # for B and C scaled to unit size by powers of two (exact) and scaled back.
+    b, c = _power_of_two_below(B_split[:k]), _power_of_two_below(C_split[:, :k])
+    Lc = _gramian_factor(A_split[:k, :k], B_split[:k] / b)
+    Lo = _gramian_factor(A_split[:k, :k].T, C_split[:, :k].T / c)
     U, sigma, Vt = np.linalg.svd(Lo.T @ Lc)
-    return S, S_inv, k, Lc, Lo, U, sigma, Vt
+    return S, S_inv, k, b * Lc, c * Lo, U, b * c * sigma, Vt
 
 
 def hankel_singular_values(system):
