@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import r2_score
 
 from ._kalman.realization import LinearSystem, markov_parameters
 
@@ -272,3 +273,76 @@ def impulse_response_error(estimated, true, *, n_lags=100):
         raise ValueError("the true system's impulse response is zero (no inputs, or inputs "
                          "that reach no output): there is nothing to compare.")
     return float(np.linalg.norm(markov_parameters(est, n_lags) - H_true) / scale)
+
+
+def _observed_r2_score(y_true, y_pred, sample_weight=None):
+    """R² of each target over the rows where it is observed, averaged over the targets.
+
+    The rule of both estimators' ``score`` for ``y`` with missing measurements (NaN): a
+    target's R² is scikit-learn's over its observed rows (weighted by ``sample_weight``),
+    and the targets count equally, as in :func:`sklearn.metrics.r2_score`'s default
+    ``multioutput="uniform_average"``. With every target fully observed this is
+    :func:`~sklearn.metrics.r2_score` itself.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,) or (n_samples, n_targets)
+        NaN marks a missing measurement.
+    y_pred : array-like of the same shape
+    sample_weight : array-like of shape (n_samples,), default=None
+
+    Returns
+    -------
+    score : float
+
+    Raises
+    ------
+    ValueError
+        If ``sample_weight`` does not have one finite, non-negative entry per row, or a
+        target has no observed entry (its R² is undefined).
+
+    Notes
+    -----
+    Each target is divided by its largest observed magnitude first (R² does not change),
+    so that values near float64's limits (``1e300``, ``1e-300``) score as well as values
+    near 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 4.0], [4.0, 5.0]])
+    >>> pred = np.array([[1.0, 2.5], [2.5, 0.0], [3.0, 3.5], [4.0, 5.0]])
+    >>> round(_observed_r2_score(y, pred), 4)
+    0.9214
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    y_pred = np.asarray(y_pred, dtype=float)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true has shape {y_true.shape} but y_pred has shape "
+                         f"{y_pred.shape}; they must match.")
+    n_samples = y_true.shape[0]
+    y_true = y_true.reshape(n_samples, -1)
+    y_pred = y_pred.reshape(n_samples, -1)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=float)
+        if sample_weight.shape != (n_samples,):
+            raise ValueError(
+                f"sample_weight has shape {sample_weight.shape} but y has {n_samples} rows; "
+                "give one weight per row (time step)."
+            )
+        if not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0):
+            raise ValueError("sample_weight must be finite and non-negative.")
+    scores = []
+    for k in range(y_true.shape[1]):
+        observed = ~np.isnan(y_true[:, k])
+        if not observed.any():
+            raise ValueError(f"target {k} of y has no observed (non-NaN) entry, so its R² "
+                             "is undefined.")
+        weight = None if sample_weight is None else sample_weight[observed]
+        # R² is unchanged by a common scale; dividing by the largest observed magnitude
+        # keeps its sums of squares clear of float64's overflow and underflow.
+        scale = np.max(np.abs(y_true[observed, k]))
+        scale = scale if scale > 0 else 1.0
+        scores.append(r2_score(y_true[observed, k] / scale, y_pred[observed, k] / scale,
+                               sample_weight=weight))
+    return float(np.mean(scores))

@@ -8,7 +8,8 @@ from skkalman.estimator_checks import expected_failed_checks
 
 # Each estimator adds an instance here (small settings keep the checks fast).
 ESTIMATORS = []
-ESTIMATORS.append(ElmanRNNRegressor(hidden_size=3, max_epochs=2, random_state=0))
+ESTIMATORS.append(ElmanRNNRegressor(hidden_size=3, max_epochs=5, tol=1.0, n_iter_no_change=1,
+                                    random_state=0))
 ESTIMATORS.append(KalmanFilterRegressor(n_iter=30))
 ESTIMATORS.append(DynamicsRecovery(KalmanFilterRegressor(n_iter=30)))
 

@@ -62,3 +62,49 @@ def test_missing_modes_are_reported_and_counted():
 def test_bad_input(A_est, match):
     with pytest.raises(ValueError, match=match):
         eigenvalue_error(A_est, np.eye(2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(3, 30), n_targets=st.integers(1, 3), seed=st.integers(0, 10_000),
+       weighted=st.booleans())
+def test_observed_r2_is_sklearns_when_complete_and_per_target_when_not(n, n_targets, seed,
+                                                                     weighted):
+    from sklearn.metrics import r2_score
+
+    from skkalman.metrics import _observed_r2_score
+
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal((n, n_targets))
+    pred = y + 0.5 * rng.standard_normal((n, n_targets))
+    w = rng.uniform(0.1, 2.0, n) if weighted else None
+    assert _observed_r2_score(y, pred, sample_weight=w) == pytest.approx(
+        r2_score(y, pred, sample_weight=w))
+    # Missing entries: each target over its own observed rows, targets weighted equally.
+    missing = rng.random((n, n_targets)) < 0.3
+    missing[:2] = False  # every target keeps observed rows
+    y_nan = np.where(missing, np.nan, y)
+    expected = np.mean([
+        r2_score(y[~missing[:, k], k], pred[~missing[:, k], k],
+                 sample_weight=None if w is None else w[~missing[:, k]])
+        for k in range(n_targets)])
+    assert _observed_r2_score(y_nan, pred, sample_weight=w) == pytest.approx(expected)
+    # Unchanged by a common scale, up to float64's limits.
+    for factor in (1e-300, 1e300):
+        assert _observed_r2_score(y_nan * factor, pred * factor, sample_weight=w) == (
+            pytest.approx(expected))
+
+
+def test_observed_r2_bad_input():
+    from skkalman.metrics import _observed_r2_score
+
+    y = np.arange(6.0).reshape(3, 2)
+    with pytest.raises(ValueError, match="sample_weight has shape"):
+        _observed_r2_score(y, y, sample_weight=np.ones(4))
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        _observed_r2_score(y, y, sample_weight=np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="y_pred has shape"):
+        _observed_r2_score(y, y[:, :1])
+    y_missing = y.copy()
+    y_missing[:, 1] = np.nan
+    with pytest.raises(ValueError, match="target 1 of y has no observed"):
+        _observed_r2_score(y_missing, y)

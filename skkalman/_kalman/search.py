@@ -312,7 +312,7 @@ _MAX_HALVINGS = 40
 # iterations per free coordinate.
 _CYCLE = 4
 # Most checks of the quasi-Newton model against the Hessian before giving up.
-_MAX_HESSIAN_CHECKS = 6
+_MAX_HESSIAN_CHECKS = 8
 
 
 def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *, tol,
@@ -373,7 +373,7 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
                                 "start", np.inf)
         metric = _complete_data_inverse_hessian(parametrization, objective.stats, theta0,
                                                 basis, n_observed)
-        H, n_updates, calibration = None, 0, None
+        H, n_updates = None, 0
         for _ in range(_CYCLE * max(k, 5)):
             if H is not None:
                 direction = -H @ g
@@ -382,15 +382,8 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
             else:
                 direction = -g * (0.1 / max(float(np.max(np.abs(g))), 1e-300))
             if not g @ direction < 0:  # the model lost positive definiteness
-                H, n_updates, calibration, direction = None, 0, None, -g
+                H, n_updates, direction = None, 0, -g
             expected_gain = 0.5 * float(-g @ direction)
-            if expected_gain <= target and calibration is not None and n_updates >= 1:
-                hessian, probed = calibration
-                return state.result(
-                    True, "a Newton step would gain less than tol (the quasi-Newton model, "
-                    "calibrated on the Hessian, updated since)", expected_gain * n_observed,
-                    ObservedInformation(parametrization, objective.theta(x), basis,
-                                        hessian * n_observed))
             # The model's promise is checked on the Hessian once the model has learned
             # some curvature, or at once when it promises far less than needed.
             if expected_gain <= target and (n_updates >= min(k, 10)
@@ -408,18 +401,17 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
                         "fixed=, or give more sequences than states)", np.inf)
                 decrement = _newton_decrement(hessian, g)
                 probed = False
-                if decrement is None and hessian is not None and _newton_decrement(
-                        hessian, g, negative_as_flat=True) <= target:
-                    # Stationary but for negative curvature: look along it. A point that
-                    # climbs is where the search goes on; if none does, those directions
-                    # are flat here.
-                    escape = _probe_negative_curvature(objective, x, f, hessian, target)
+                if decrement is None and _newton_decrement(hessian, g, probed=True) <= target:
+                    # Stationary along every direction the Hessian resolves: look along
+                    # the others. A point that climbs is where the search goes on; if
+                    # none does, they hold nothing within reach.
+                    escape = _probe_unresolved(objective, x, f, hessian, target)
                     if escape is not None:
                         x, f, g = escape
                         state.report(objective, x, "search")
-                        H, n_updates, calibration = _positive_inverse(hessian), 0, None
+                        H, n_updates = _positive_inverse(hessian), 0
                         continue
-                    decrement = _newton_decrement(hessian, g, negative_as_flat=True)
+                    decrement = _newton_decrement(hessian, g, probed=True)
                     probed = True
                 if decrement is not None and decrement <= target:
                     # Certified. The Newton step from the checked Hessian costs one more
@@ -430,8 +422,8 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
                         x = x + step
                         state.report(objective, x, "newton")
                     reason = ("a Newton step would gain less than tol (checked on the "
-                              "Hessian" + (", its directions of negative curvature probed "
-                                           "and found flat)" if probed else ")"))
+                              "Hessian" + (", the directions it leaves flat probed: no gain "
+                                           "within a unit step)" if probed else ")"))
                     return state.result(True, reason, decrement * n_observed,
                                         ObservedInformation(parametrization,
                                                             objective.theta(x), basis,
@@ -442,11 +434,8 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
                         "or curved beyond its quadratic model near this point)",
                         np.inf if decrement is None else decrement * n_observed)
                 if hessian is not None:
-                    # Go on from the Hessian itself: the next step is Newton's. A model
-                    # calibrated on a Hessian with unexplored negative curvature (reflected
-                    # here) cannot certify anything.
+                    # Go on from the Hessian itself: the next step is Newton's.
                     H, n_updates = _positive_inverse(hessian), 0
-                    calibration = (hessian, probed) if decrement is not None else None
                     direction = -H @ g
                     expected_gain = 0.5 * float(-g @ direction)
             if monitor.budget == 0:
@@ -463,7 +452,7 @@ def quasi_newton(params, log_likelihood, sequences, parametrization, monitor, *,
                         "(round-off level) before a certified maximum",
                         expected_gain * n_observed)
                 # The model's direction failed: fall back to the plain gradient.
-                H, metric, n_updates, calibration = None, None, 0, None
+                H, metric, n_updates = None, None, 0
                 continue
             s_k, y_k = alpha * step, g_new - g
             x, f, g = x + s_k, f_new, g_new
@@ -521,43 +510,47 @@ def _hessian(objective, x, g, h=1e-4):
 
 # Curvatures below this fraction of the largest count as flat (a direction the data do
 # not identify, or a variance at its boundary, where the maximum lies at infinity in
-# log-Cholesky coordinates): far above the central differences' error (~1e-8 relative).
-_FLAT = 1e-6
+# log-Cholesky coordinates): the central differences cannot resolve them (their error is
+# about 1e-8 of the largest curvature).
+_FLAT = 1e-7
 
 
-def _newton_decrement(hessian, g, negative_as_flat=False):
-    """``g^T H^-1 g / 2`` at a maximum, flat directions floored; None at a saddle.
+def _newton_decrement(hessian, g, probed=False):
+    """The gain still within reach, ``g^T H^-1 g / 2`` over the resolved directions;
+    None where it cannot be told from the Hessian alone.
 
-    A curvature below ``-_FLAT`` times the largest is negative curvature (not a
-    maximum), unless ``negative_as_flat`` (those directions were probed and found flat);
-    one within ``+-_FLAT`` is flat and enters with the floor (its gradient component
-    must then be negligible for the decrement to be small).
+    Directions whose curvature is below ``_FLAT`` times the largest (flat, or negative)
+    are not resolved by the Hessian: with ``probed=False`` their presence gives None
+    (they must be probed); with ``probed=True`` (probes along them found no gain) they
+    count for nothing.
     """
     if hessian is None or not np.all(np.isfinite(hessian)):
         return None
     w, V = np.linalg.eigh(hessian)
-    floor = _FLAT * max(float(w.max()), 1e-300)
-    if w.min() < -floor and not negative_as_flat:
+    resolved = w > _FLAT * max(float(w.max()), 1e-300)
+    if not probed and not resolved.all():
         return None
     z = V.T @ g
-    return 0.5 * float(np.sum(z * z / np.maximum(w, floor)))
+    return 0.5 * float(np.sum(z[resolved] ** 2 / w[resolved]))
 
 
-# Step lengths (standardized coordinates) tried along a direction of negative curvature.
+# Step lengths (standardized coordinates) tried along an unresolved direction.
 _PROBES = (0.01, 0.03, 0.1, 0.3, 1.0)
-_MAX_PROBED_DIRECTIONS = 6
+_MAX_PROBED_DIRECTIONS = 8
 
 
-def _probe_negative_curvature(objective, x, f, hessian, target):
-    """The best point along the Hessian's negative-curvature directions, if it climbs.
+def _probe_unresolved(objective, x, f, hessian, target):
+    """The best point along the directions the Hessian does not resolve, if it climbs.
 
+    Flat or negative curvature (below ``_FLAT`` of the largest): the quadratic model says
+    nothing there, so the objective itself is evaluated at steps of 0.01 to 1 each way.
     Returns ``(x, f, g)`` of the best probe when it lowers the objective by more than
     ``target``, else None.
     """
     w, V = np.linalg.eigh(hessian)
     floor = _FLAT * max(float(w.max()), 1e-300)
     best = None
-    for j in np.flatnonzero(w < -floor)[:_MAX_PROBED_DIRECTIONS]:
+    for j in np.flatnonzero(w <= floor)[:_MAX_PROBED_DIRECTIONS]:
         for length in _PROBES:
             for sign in (1.0, -1.0):
                 candidate = x + sign * length * V[:, j]
