@@ -13,13 +13,16 @@ A second scenario makes a fraction of the rows (default 1%) missing at random: e
 breaks the steady state and is followed by a transient computed row by row.
 
     python benchmarks/bench_filter_smoother.py [--n-samples 100000] [--pykalman-samples 10000]
-        [--plain-samples 20000] [--missing 0.01] [--repeat 5]
+        [--plain-samples 20000] [--missing 0.01] [--repeat 5] [--quick] [--json PATH]
+
+``--quick`` runs small sizes (seconds); ``--json PATH`` writes the figures for the docs.
 """
 
 import argparse
 import time
 
 import numpy as np
+from _report import Report
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from skkalman.datasets import make_lds
@@ -77,7 +80,13 @@ def main():
     parser.add_argument("--missing", type=float, default=0.01,
                         help="fraction of rows made missing in the scenario with gaps")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.n_samples, args.pykalman_samples, args.plain_samples = 5000, 1000, 1000
+        args.repeat = 1
+    report = Report(__file__, quick=args.quick)
 
     X, y, system = make_lds(system="two_rotations", n_samples=args.n_samples, random_state=0)
     params = StateSpaceParams(**system.params)
@@ -101,6 +110,11 @@ def main():
     print(f"{'statsmodels KalmanSmoother':<34}{t_sm:>10.3f}{t_sm / t_sk:>19.1f}x")
     print(f"{'pykalman smooth (filter + RTS)':<34}{t_pk:>10.3f}{t_pk / t_sk:>19.1f}x{scaled}")
     print(f"\nskkalman / statsmodels time ratio: {t_sk / t_sm:.2f} (target <= 2)")
+    speed = report.table("speed", "Filter + smoother time, true parameters",
+                         f"two_rotations, 4 states, 2 outputs, T = {T:,}")
+    speed.row("skkalman", "seconds", t_sk, t_sk, note="kalman_filter + rts_smoother")
+    speed.row("statsmodels", "seconds", t_sm, t_sk, note="KalmanSmoother.smooth")
+    speed.row("pykalman", "seconds", t_pk, t_sk, note=f"KalmanFilter.smooth{scaled}")
     print(f"pykalman / skkalman time ratio:    {t_pk / t_sk:.1f} (target >= 30)")
 
     # Agreement. pykalman on its rows, against skkalman run on the same rows.
@@ -128,6 +142,11 @@ def main():
         print(f"  {name:<28}{pk_diffs[name]:>12.2e}{sm_diffs[name]:>12.2e}")
     worst = max(pk_diffs.values())
     print(f"  pykalman agreement: {'OK' if worst <= 1e-8 else 'FAILED'} (worst {worst:.1e})")
+    agree = report.table("agreement", "Largest difference from skkalman's outputs",
+                         f"two_rotations, T = {T_pk:,} (pykalman), {T:,} (statsmodels)")
+    for name in pk_diffs:
+        agree.row("pykalman", name, pk_diffs[name])
+        agree.row("statsmodels", name, sm_diffs[name])
 
     # Missing rows break the steady state: each gap is followed by a transient.
     rng = np.random.default_rng(0)
@@ -139,6 +158,10 @@ def main():
           f"statsmodels {t_sm_gaps:.3f} s, ratio {t_sk_gaps / t_sm_gaps:.2f}; max abs "
           f"difference of filtered means "
           f"{np.abs(fr_gaps.filtered_means - sm_gaps.filtered_state.T).max():.1e}")
+    gaps = f"the same, {args.missing:.0%} of the rows missing"
+    speed.row("skkalman", "seconds", t_sk_gaps, t_sk_gaps, data=gaps)
+    speed.row("statsmodels", "seconds", t_sm_gaps, t_sk_gaps, data=gaps,
+              note="KalmanSmoother.smooth")
 
     # The steady-state fast path against the plain recursion (on the first rows).
     T_plain = min(args.plain_samples, T)
@@ -154,6 +177,7 @@ def main():
     )
     print(f"\nskkalman plain recursion (steady_state=False) on T = {T_plain:,}: "
           f"{t_plain:.2f} s; max abs difference from the steady-state path {fast_vs_plain:.1e}")
+    report.write(args.json)
 
 if __name__ == "__main__":
     main()

@@ -23,6 +23,9 @@
 
     python benchmarks/bench_kalman_fit.py [--n-train 10000] [--random-state 0]
         [--pykalman-iter 10] [--pykalman-nile-iter 500] [--statsmodels] [--skip-pykalman]
+        [--quick] [--json PATH]
+
+``--quick`` runs small sizes (seconds); ``--json PATH`` writes the figures for the docs.
 
 The machine is shared (2 cores, other work running): times are the best of ``--repeat``
 runs for skkalman and single runs for the slow tools; compare ratios within one run.
@@ -33,6 +36,7 @@ import time
 import warnings
 
 import numpy as np
+from _report import Report
 
 from skkalman.datasets import lagged_targets, make_lds
 from skkalman.kalman import KalmanFilterRegressor
@@ -53,7 +57,13 @@ def forecast_mse(model, X, y, held_out):
     return float(np.mean((pred[held_out] - y[held_out]) ** 2))
 
 
-def row(name, seconds, eig_err, ratio, note=""):
+def row(name, seconds, eig_err, ratio, note="", table=None, ours=None):
+    if table is not None:  # the report for the docs: skkalman's row is ``ours``
+        ours = ours or (seconds, eig_err, ratio)
+        for figure, value, mine in zip(("fit seconds", "eigenvalue error",
+                                        "held-out MSE / optimum"), (seconds, eig_err, ratio),
+                                       ours, strict=True):
+            table.row(name, figure, value, mine, note=note)
     print(f"  {name:<28s} {seconds:9.2f} s   eig err {eig_err:8.4f}   MSE ratio "
           f"{ratio:8.5f}  {note}")
 
@@ -72,9 +82,12 @@ def bench_two_rotations(args):
     t_sk, model = timed(lambda: KalmanFilterRegressor(4).fit(X[:n_train], y[:n_train]),
                         args.repeat)
     sk_err = eigenvalue_error(model.A_, system.A)
-    row("skkalman (subspace+EM+polish)", t_sk, sk_err,
-        forecast_mse(model, X, y, held_out) / best_mse,
-        f"n_iter_={model.n_iter_}, converged={model.converged_}")
+    table = args.report.table("two_rotations", "Learning a 4-state model",
+                              f"two_rotations, fit on {n_train:,} rows, scored on the next "
+                              f"{len(y) - n_train:,}")
+    ours = (t_sk, sk_err, forecast_mse(model, X, y, held_out) / best_mse)
+    row("skkalman (subspace+EM+polish)", *ours,
+        f"n_iter_={model.n_iter_}, converged={model.converged_}", table, ours)
 
     results = {"skkalman": t_sk}
     try:
@@ -92,7 +105,7 @@ def bench_two_rotations(args):
         mse = innovations_forecast_mse(ss.a, ss.c, cov[m:, m:], cov[:m, :m], cov[m:, :m], y,
                                        held_out)
         row("nfoursid (10 block rows)", t_n4, eigenvalue_error(ss.a, system.A),
-            mse / best_mse, f"skkalman {t_n4 / t_sk:.1f}x faster")
+            mse / best_mse, f"skkalman {t_n4 / t_sk:.1f}x faster", table, ours)
         results["nfoursid"] = t_n4
     except ImportError as exc:  # pragma: no cover
         print(f"  nfoursid unavailable: {exc}")
@@ -114,14 +127,14 @@ def bench_two_rotations(args):
         row(f"pykalman EM ({k} iter)", t_pk, eigenvalue_error(kf.transition_matrices, system.A),
             forecast_mse(pk, X, y, held_out) / best_mse,
             f"{per_iter:.2f} s/iter; 50 iter ~ {50 * per_iter:.0f} s = "
-            f"{50 * per_iter / t_sk:.0f}x skkalman")
+            f"{50 * per_iter / t_sk:.0f}x skkalman", table, ours)
 
     if args.statsmodels:
         t_sm, (A, C, Q, R) = timed(lambda: statsmodels_mle(X[:n_train], y[:n_train]))
         sm_model = KalmanFilterRegressor.from_params(A=A, C=C, Q=Q, R=R)
         row("statsmodels MLE", t_sm, eigenvalue_error(A, system.A),
             forecast_mse(sm_model, X, y, held_out) / best_mse,
-            f"skkalman {t_sm / t_sk:.1f}x faster")
+            f"skkalman {t_sm / t_sk:.1f}x faster", table, ours)
     return results
 
 
@@ -201,6 +214,11 @@ def bench_forecasting(args):
     print(f"\n== forecasting baseline (X_t = y_(t-1), 4 states, fit on {n_train} rows) ==")
     print(f"  predict(X) held-out MSE / optimal one-step MSE: {ratio:.5f} (target <= 1.01); "
           f"fit {t:.2f} s; trace(Q_) = {np.trace(model.Q_):.3g}")
+    table = args.report.table("forecasting", "Forecasting baseline (X_t = y_(t-1))",
+                              f"two_rotations, fit on {n_train:,} rows")
+    table.row("skkalman", "predict(X) held-out MSE / optimum", ratio, ratio,
+              note="KalmanFilterRegressor(4)")
+    table.row("skkalman", "fit seconds", t, t)
 
 
 def bench_nile(args):
@@ -217,6 +235,13 @@ def bench_nile(args):
     print("\n== Nile local level (target: R = 15099, Q = 1469.1 to 4 digits, < 0.5 s) ==")
     print(f"  skkalman            {t_sk:7.3f} s   R = {model.R_[0, 0]:.6g}   "
           f"Q = {model.Q_[0, 0]:.6g}   n_iter_ = {model.n_iter_}")
+    table = args.report.table("nile", "Nile local level",
+                              "Nile, T = 100; published R = 15099, Q = 1469.1")
+    for tool, R, Q in [("published", 15099.0, 1469.1),
+                       ("skkalman", model.R_[0, 0], model.Q_[0, 0])]:
+        table.row(tool, "R", R, model.R_[0, 0])
+        table.row(tool, "Q", Q, model.Q_[0, 0])
+    table.row("skkalman", "fit seconds", t_sk, t_sk)
     if args.skip_pykalman:
         return
     from pykalman import KalmanFilter
@@ -229,6 +254,10 @@ def bench_nile(args):
     t_pk, kf = timed(lambda: kf.em(y, n_iter=k))
     print(f"  pykalman EM ({k} it) {t_pk:7.3f} s   R = {kf.observation_covariance[0, 0]:.6g}   "
           f"Q = {kf.transition_covariance[0, 0]:.6g}   ({t_pk / t_sk:.0f}x skkalman's time)")
+    table.row("pykalman", "R", kf.observation_covariance[0, 0], model.R_[0, 0],
+              note=f"EM, {k} iterations")
+    table.row("pykalman", "Q", kf.transition_covariance[0, 0], model.Q_[0, 0])
+    table.row("pykalman", "fit seconds", t_pk, t_sk)
 
 
 def main():
@@ -242,10 +271,16 @@ def main():
     parser.add_argument("--statsmodels", action="store_true",
                         help="also run statsmodels' general MLE (about a minute)")
     parser.add_argument("--skip-pykalman", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
+    if args.quick:
+        args.n_train, args.repeat, args.pykalman_iter, args.pykalman_nile_iter = 1000, 1, 1, 5
+    args.report = Report(__file__, quick=args.quick)
     bench_nile(args)
     bench_two_rotations(args)
     bench_forecasting(args)
+    args.report.write(args.json)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ against the plain recursion, and the one-time compile cost of the kernels (numba
 on disk: a fresh process loads them in a fraction of a second).
 
     python benchmarks/bench_missing.py [--n-samples 1000000] [--repeat 3] [--sm-repeat 1]
-        [--pykalman-samples 10000] [--quick]
+        [--pykalman-samples 10000] [--quick] [--json PATH]
 
 ``--quick`` runs everything small (a few seconds; the test suite runs it). The machine is
 shared: compare ratios within one run.
@@ -37,6 +37,7 @@ import time
 import tracemalloc
 
 import numpy as np
+from _report import Report
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from skkalman._kalman.em import e_step, log_likelihood
@@ -139,6 +140,16 @@ def time_scenarios(params, system, X, y, args):
         sm_cells = "".join(f"{t_sm:>9.3f} ({t_sm / t:4.1f}x)" for t_sm, t in
                            [(t_sm_f, t_f), (t_sm_s, t_f + t_s), (t_sm_l, t_l)])
         print(f"{name:<13}{cells}{sm_cells}")
+        table = args.report.table("scenarios", "Missing data: seconds per call",
+                                  f"two_rotations, T = {len(y):,}")
+        for call, t, c in zip(("filter", "smoother", "log-likelihood", "e_step"), ours,
+                              complete, strict=True):
+            table.row("skkalman", f"{call} seconds", t, c, data=name,
+                      note="ratio: to the complete data's time")
+        for call, t_sm, t in [("filter", t_sm_f, t_f), ("filter + smoother", t_sm_s, t_f + t_s),
+                              ("log-likelihood", t_sm_l, t_l)]:
+            table.row("statsmodels", f"{call} seconds", t_sm, t, data=name,
+                      note="ratio: to skkalman's time")
         memory[name] = (
             peak_memory(lambda y_s=y_s: kalman_filter(params, X, y_s)),
             peak_memory(lambda fr=fr: rts_smoother(params, fr)),
@@ -164,12 +175,27 @@ def time_scenarios(params, system, X, y, args):
               + f"{values[3] / 2**20:>20.1f}")
     worst = max(max(v[i] / memory["complete"][i] for i in range(3)) for v in memory.values())
     print(f"  most memory with missing data, relative to complete: {worst:.3f} (target <= 1)")
+    table = args.report.table("memory", "Peak memory of one call (MB)",
+                              f"two_rotations, T = {len(y):,}")
+    for name, values in memory.items():
+        for call, value, complete_value in zip(("filter", "smoother", "e_step"), values[:3],
+                                               memory["complete"][:3], strict=True):
+            table.row("skkalman", f"{call} MB", value / 2**20, complete_value / 2**20,
+                      data=name, note="ratio: to the complete data's")
+        table.row("statsmodels", "smooth MB", values[3] / 2**20, values[1] / 2**20,
+                  data=name, note="ratio: to skkalman's smoother")
 
     print("\nagreement with statsmodels (max abs difference relative to the largest value)")
     print(f"{'scenario':<13}{'filt. means':>13}{'filt. covs':>13}{'smooth means':>13}"
           f"{'smooth covs':>13}{'log-lik':>13}")
+    table = args.report.table("agreement", "Largest difference from statsmodels, "
+                              "relative to the largest value", f"two_rotations, T = {len(y):,}")
     for name, values in diffs.items():
         print(f"{name:<13}" + "".join(f"{v:>13.1e}" for v in values))
+        for figure, value in zip(("filtered means", "filtered covariances", "smoothed means",
+                                  "smoothed covariances", "log-likelihood"), values,
+                                 strict=True):
+            table.row("statsmodels", figure, value, data=name)
 
 
 def time_e_step(args):
@@ -247,7 +273,9 @@ def main():
     parser.add_argument("--pykalman-samples", type=int, default=10_000)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes, one repeat, no compile-cost measurement")
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
+    args.report = Report(__file__, quick=args.quick)
     if args.quick:
         args.n_samples, args.repeat, args.sm_repeat = 5_000, 2, 1
         args.pykalman_samples = 200
@@ -267,6 +295,12 @@ def main():
         cold, warm = compile_cost()
         print(f"\nfirst filter + smoother in a fresh process (imports included): {cold:.1f} s "
               f"with an empty numba cache (compiling), {warm:.1f} s once cached")
+        table = args.report.table("compile", "First filter + smoother in a fresh process",
+                                  "two_rotations, T = 50, imports included")
+        table.row("skkalman", "seconds, empty numba cache", cold, warm,
+                  note="ratio: to the cached run")
+        table.row("skkalman", "seconds, cached", warm, warm)
+    args.report.write(args.json)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ Input-driven set-up: white-noise inputs, small process noise; the linear RNN's `
 eigenvalues against the true ``A``'s.
 
 Run: ``python benchmarks/bench_rnn.py`` (about 2 minutes on 2 idle cores); ``--quick``
-is the smoke test (seconds).
+is the smoke test (seconds); ``--json PATH`` writes the figures for the docs.
 """
 
 import argparse
@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from _report import Report
 
 from skkalman import ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman._rnn.module import ElmanRNN, MaskedMSELoss
@@ -91,7 +92,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
+    report = Report(__file__, quick=args.quick)
     n_train = 1_000 if args.quick else 10_000
     # Both paths train on one thread (the estimator does so for small networks itself).
     torch.set_num_threads(1)
@@ -138,8 +141,19 @@ def main(argv=None):
                   f"{seconds / plain_seconds:.2f}, CPU {cpu / plain_cpu:.2f}")
 
     print("\nforecasting, held-out one-step MSE / optimum, training seconds, epochs")
+    table = report.table("forecasting", "Forecasting: held-out MSE / optimum and training "
+                         "time", f"two_rotations, X_t = y_(t-1), T = {n_train:,} "
+                         "(independent held-out series)")
     for name, ratio, seconds, epochs in rows:
         print(f"  {name:36s} {ratio:8.4f} {seconds:7.1f} s {epochs:4d}")
+        # The plain loop's reference is the estimator's run with the same single start.
+        ours = {r[0]: r for r in rows}.get(name.replace("plain torch", "skorch"))
+        tool = "plain torch loop" if name.startswith("plain") else "skkalman"
+        label = name.split(" ", 1)[1] if tool == "skkalman" else name.split(" ", 2)[2]
+        table.row(tool, f"MSE / optimum ({label})", ratio, None if ours is None else ours[1],
+                  note=f"{epochs} epochs")
+        table.row(tool, f"fit seconds ({label})", seconds,
+                  None if ours is None else ours[2])
 
     # Input-driven: X = white-noise inputs; the optimum is the true model's E[y_t | x_1..t].
     X, y, system = make_lds(system="two_rotations", n_inputs=2, n_samples=2 * n_train,
@@ -157,11 +171,17 @@ def main(argv=None):
         seconds = time.perf_counter() - start
         ratio = mse_ratio(rnn.predict(X_test), y_test, optimum)
         print(f"  {nonlinearity:6s} h=4: {ratio:7.4f} x optimum, {seconds:5.1f} s")
+        driven = report.table("input_driven", "Input-driven: held-out MSE / optimum",
+                              f"two_rotations, 2 white-noise inputs, T = {n_train:,}")
+        driven.row("skkalman", f"MSE / optimum ({nonlinearity} h=4)", ratio)
+        driven.row("skkalman", f"fit seconds ({nonlinearity} h=4)", seconds)
         if nonlinearity == "linear":
             error = eigenvalue_error(rnn.W_hh_, system.A)
             print(f"    eigenvalue error of W_hh_: {error:.4f} (target < 0.02)")
+            driven.row("skkalman", "eigenvalue error of W_hh_ (linear h=4)", error)
             print("    true:   ", np.round(np.sort_complex(system.eigenvalues), 3))
             print("    learned:", np.round(np.sort_complex(np.linalg.eigvals(rnn.W_hh_)), 3))
+    report.write(args.json)
     return 0
 
 
