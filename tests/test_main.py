@@ -142,6 +142,7 @@ def test_every_option_at_tiny_sizes(tmp_path):
     assert set(naive["models"]) == set(MODELS)
     # Raw W_hh keeps every hidden unit: twice two_rotations' 4 states.
     assert len(naive["models"]["rnn_tanh"]["raw_eigenvalues"]) == 8
+    assert len(naive["models"]["rnn_tanh"]["reduced_eigenvalues"]) == 4
     assert report["run"]["wall_time_s"] > 0 and "--nonlinear" in report["run"]["command"]
     markdown = (out / "report.md").read_text()
     for part in ("## The answer", "## Why the raw weights", "## Across random systems (2 runs)",
@@ -269,13 +270,18 @@ def test_verdict_without_intervals_uses_the_kalman_error_as_yardstick():
 
 
 def test_naive_text_follows_the_numbers():
-    near_filter = dict(raw_error_to_filter=0.01, raw_error_to_A=0.3, closed_loop_error_to_A=0.02)
-    near_A = dict(raw_error_to_filter=0.3, raw_error_to_A=0.01, closed_loop_error_to_A=0.02)
+    near_filter = dict(raw_error_to_filter=0.2, raw_error_to_A=0.3, reduced_error_to_filter=0.01,
+                       reduced_error_to_A=0.3, closed_loop_error_to_A=0.02)
+    near_A = dict(raw_error_to_filter=0.3, raw_error_to_A=0.2, reduced_error_to_filter=0.3,
+                  reduced_error_to_A=0.01, closed_loop_error_to_A=0.02)
     text = experiment.naive_text(dict(models=dict(kalman=near_filter, rnn_tanh=near_A)))
     first, second = text.splitlines()
-    assert first.startswith("kalman: its raw A has the eigenvalues of the true filter's")
-    assert second.startswith("rnn_tanh: its raw W_hh has the eigenvalues of A (matched error "
-                             "0.01) more than")
+    assert first.startswith("kalman: raw A is 0.2 from the true filter's A(I - KC) and 0.3")
+    assert first.endswith("Its own dynamics are the filter's A(I - KC), not A: only the closed "
+                          "loop reads A.")
+    assert second.startswith("rnn_tanh: raw W_hh (every unit) is 0.3 from")
+    assert "reduced to a minimal realization, 0.3 and 0.01" in second
+    assert second.endswith("(the filter's correction K C is small on these data).")
 
 
 def test_summarize_median_and_90th_percentile():
