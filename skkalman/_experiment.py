@@ -611,7 +611,9 @@ def naive_text(naive):
                 "eigenvalues); reduced to a minimal realization, "
                 f"{m['reduced_error_to_filter']:.3g} and {m['reduced_error_to_A']:.3g}; the "
                 f"closed loop is {m['closed_loop_error_to_A']:.3g} from A. ")
-        if m["reduced_error_to_filter"] < m["reduced_error_to_A"]:
+        if min(m["reduced_error_to_filter"], m["reduced_error_to_A"]) > _LOOSE:
+            text += "Its own dynamics match neither closely on these data."
+        elif m["reduced_error_to_filter"] < m["reduced_error_to_A"]:
             text += "Its own dynamics are the filter's A(I - KC), not A: only the closed " \
                     "loop reads A."
         else:

@@ -282,6 +282,9 @@ def test_naive_text_follows_the_numbers():
     assert second.startswith("rnn_tanh: raw W_hh (every unit) is 0.3 from")
     assert "reduced to a minimal realization, 0.3 and 0.01" in second
     assert second.endswith("(the filter's correction K C is small on these data).")
+    neither = dict(near_A, reduced_error_to_filter=0.5, reduced_error_to_A=0.2)
+    assert experiment.naive_text(dict(models=dict(rnn_linear=neither))).endswith(
+        "Its own dynamics match neither closely on these data.")
 
 
 def test_summarize_median_and_90th_percentile():
