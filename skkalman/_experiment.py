@@ -1078,14 +1078,14 @@ def plot_nonlinear(nonlinear, path):
     """Per pendulum level: the true Jacobian's eigenvalues against each linearization."""
     plt = _pyplot()
     levels = list(nonlinear)
-    fig, axes = plt.subplots(1, len(levels), figsize=(5.5 * len(levels), 5.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(levels), figsize=(4.5 * len(levels), 6.2), squeeze=False)
     for ax, level in zip(axes[0], levels, strict=True):
         block = nonlinear[level]
         _complex_plane(ax, f"pendulum, {level}")
         _scatter_models(ax, block["models"], block["true_eigenvalues"])
         # The eigenvalues sit near the unit circle: zoom on the upper pair.
-        ax.set_xlim(0.5, 1.1)
-        ax.set_ylim(-0.6, 0.6)
+        ax.set_xlim(0.6, 1.1)
+        ax.set_ylim(-0.4, 0.4)
         ax.legend(loc="lower left", fontsize=7)
     fig.suptitle("Pendulum: true Jacobian at rest (circles) against each model's dynamics")
     fig.tight_layout()

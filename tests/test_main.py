@@ -111,7 +111,7 @@ def test_help_explains_every_option(tmp_path):
 @pytest.mark.slow
 def test_every_option_at_tiny_sizes(tmp_path):
     out = tmp_path / "out"
-    proc = _run("--quick", "--n-samples", "100", "--n-test", "20", "--random-systems", "1",
+    proc = _run("--quick", "--n-samples", "60", "--n-test", "10", "--random-systems", "1",
                 "--seeds", "2", "--seed", "3", "--sweep", "--sweep-lengths", "80,60", "--nonlinear",
                 "--out", str(out), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
