@@ -1,4 +1,4 @@
-"""Data sampled from known linear-Gaussian state-space systems.
+"""Data sampled from known state-space systems: linear-Gaussian ones and a pendulum.
 
 The model, in skkalman's timing (the input acts on the state in the same step)::
 
@@ -8,6 +8,10 @@ The model, in skkalman's timing (the input acts on the state in the same step)::
 with ``s_1 ~ N(initial_state_mean, initial_state_covariance)`` at the first row of every
 sequence. scipy and nfoursid write ``s_{t+1} = A s_t + B u_t`` instead: their ``B`` is
 ``A @ B`` and their ``D`` is ``D + C @ B`` in this timing.
+
+:func:`make_pendulum` is nonlinear: a damped pendulum observed with noise, with a known
+fixed point and the Jacobian of its transition there, for the question what an RNN's
+activations add to the linear analogy.
 """
 
 import numbers
@@ -19,7 +23,7 @@ from sklearn.utils import Bunch, check_random_state
 from ._kalman.simulate import gaussian_draws, simulate_states
 from ._sequences import check_lengths
 
-__all__ = ["RANDOM_SYSTEM_RANGES", "SYSTEMS", "lagged_targets", "make_lds"]
+__all__ = ["RANDOM_SYSTEM_RANGES", "SYSTEMS", "lagged_targets", "make_lds", "make_pendulum"]
 
 
 def _rotation(modulus, angle):
@@ -316,6 +320,125 @@ def make_lds(
         lengths=lengths, name=name, description=description,
     )
     return X, y, system_bunch
+
+
+def _check_positive(value, name, *, allow_zero=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
+            or value < 0 or (value == 0 and not allow_zero):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a {kind} finite number, got {value!r}.")
+    return float(value)
+
+
+def make_pendulum(n_samples=1000, *, lengths=None, dt=0.3, damping=0.3, process_noise=0.02,
+                  measurement_noise=0.01, random_state=None):
+    """Sample a damped pendulum whose angle is measured with noise (a nonlinear system).
+
+    The state ``s_t = (theta_t, omega_t)`` (angle in radians, angular velocity) follows a
+    semi-implicit Euler step of ``theta'' = -sin(theta) - damping * theta'`` with random
+    kicks to the velocity, and the angle is measured::
+
+        omega_t = omega_{t-1} - dt * (sin(theta_{t-1}) + damping * omega_{t-1}) + e_t
+        theta_t = theta_{t-1} + dt * omega_t
+        y_t     = theta_t + v_t,    e_t ~ N(0, process_noise),  v_t ~ N(0, measurement_noise)
+
+    The fixed point is the pendulum at rest, ``s* = (0, 0)``; near it the step is the linear
+    system ``s_t = J s_{t-1}`` with the Jacobian
+    ``J = [[1 - dt**2, dt (1 - damping dt)], [-dt, 1 - damping dt]]`` (``det J = 1 - damping
+    dt``). Far from it ``sin(theta) < theta``: large swings are slower than the linear
+    model says, which no single linear model captures.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Total number of time steps over all sequences.
+    lengths : array-like of int, default=None
+        Split the samples into independent sequences of these lengths.
+    dt : float, default=0.3
+        Time step, in units of the small-swing period over ``2 pi``.
+    damping : float, default=0.3
+        Friction coefficient; ``damping * dt`` must be below 1.
+    process_noise : float, default=0.02
+        Variance of the velocity kicks ``e_t``. The default swings up to about 1.8 rad
+        (``sin`` is then 45% below the linear term) and very rarely over the top; much
+        larger values make the pendulum rotate, and the angle (not wrapped) then settles
+        near another rest point ``2 pi k``.
+    measurement_noise : float, default=0.01
+        Variance of the measurement noise ``v_t``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds every draw.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 0)
+        No inputs (the pendulum is driven by its kicks alone).
+    y : ndarray of shape (n_samples,)
+        The measured angle.
+    system : :class:`~sklearn.utils.Bunch`
+        The truth: ``states`` of shape ``(n_samples, 2)``, ``fixed_point``, ``jacobian``
+        (the transition's Jacobian at the fixed point), ``eigenvalues`` (of ``jacobian``),
+        ``C`` (the measurement map, ``[[1, 0]]``), ``Q`` (the covariance of the state
+        noise ``(dt e_t, e_t)``), ``R``, ``dt``, ``damping``, ``lengths``, ``name``
+        (``"pendulum"``) and ``description``.
+
+    Notes
+    -----
+    Each sequence starts from a draw of the stationary distribution of the linearization
+    at the fixed point (the solution ``P`` of ``P = J P J^T + Q``), which is close to the
+    pendulum's own for small kicks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, y, system = make_pendulum(n_samples=500, random_state=0)
+    >>> X.shape, y.shape, system.states.shape
+    ((500, 0), (500,), (500, 2))
+    >>> system.fixed_point
+    array([0., 0.])
+    >>> np.abs(system.eigenvalues).round(4)  # sqrt(1 - damping * dt)
+    array([0.9539, 0.9539])
+    """
+    rng = check_random_state(random_state)
+    if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+    dt = _check_positive(dt, "dt")
+    damping = _check_positive(damping, "damping", allow_zero=True)
+    if damping * dt >= 1:
+        raise ValueError(f"damping * dt must be below 1 (a stable step), got {damping} * {dt}"
+                         f" = {damping * dt:.4g}.")
+    process_noise = _check_positive(process_noise, "process_noise", allow_zero=True)
+    measurement_noise = _check_positive(measurement_noise, "measurement_noise",
+                                        allow_zero=True)
+    lengths = check_lengths(lengths, n_samples)
+
+    J = np.array([[1.0 - dt**2, dt * (1.0 - damping * dt)], [-dt, 1.0 - damping * dt]])
+    Q = process_noise * np.array([[dt**2, dt], [dt, 1.0]])
+    P0 = linalg.solve_discrete_lyapunov(J, Q)
+    kicks = np.sqrt(process_noise) * rng.standard_normal(n_samples)
+    states = np.empty((n_samples, 2))
+    start = 0
+    for n in lengths:
+        theta, omega = gaussian_draws(rng, P0, 1)[0]
+        states[start] = theta, omega
+        for t in range(start + 1, start + n):
+            omega = omega - dt * (np.sin(theta) + damping * omega) + kicks[t]
+            theta = theta + dt * omega
+            states[t] = theta, omega
+        start += n
+    y = states[:, 0] + np.sqrt(measurement_noise) * rng.standard_normal(n_samples)
+    eigenvalues = np.linalg.eigvals(J)
+    # Positive imaginary part first, as DynamicsRecovery sorts a pair.
+    eigenvalues = eigenvalues[np.argsort(-eigenvalues.imag, kind="stable")]
+    system = Bunch(
+        states=states, fixed_point=np.zeros(2), jacobian=J, eigenvalues=eigenvalues,
+        C=np.array([[1.0, 0.0]]), Q=Q, R=np.array([[measurement_noise]]), dt=dt,
+        damping=damping, lengths=lengths, name="pendulum",
+        description=(f"damped pendulum (dt={dt:g}, damping={damping:g}), angle measured "
+                     f"with noise variance {measurement_noise:g}, velocity kicks of "
+                     f"variance {process_noise:g}; Jacobian at rest has eigenvalues "
+                     f"{np.abs(eigenvalues[0]):.3f} exp(+-{abs(np.angle(eigenvalues[0])):.3f}i)"),
+    )
+    return np.zeros((n_samples, 0)), y, system
 
 
 def lagged_targets(y, lengths=None, n_lags=1):

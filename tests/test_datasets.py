@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from skkalman.datasets import SYSTEMS, lagged_targets, make_lds
+from skkalman.datasets import SYSTEMS, lagged_targets, make_lds, make_pendulum
 
 
 @settings(max_examples=25, deadline=None)
@@ -164,3 +164,69 @@ def test_random_system_keeps_given_sizes_and_is_deterministic():
     np.testing.assert_array_equal(s.A, s2.A)
     _, _, other = make_lds(system="random", n_states=3, n_samples=50, random_state=8)
     assert not np.allclose(other.A, s.A)
+
+
+def _pendulum_step(state, dt, damping):
+    theta, omega = state
+    omega = omega - dt * (np.sin(theta) + damping * omega)
+    return np.array([theta + dt * omega, omega])
+
+
+def test_pendulum_follows_its_equations():
+    X, y, s = make_pendulum(n_samples=30_000, lengths=[20_000, 10_000], dt=0.25,
+                            damping=0.4, process_noise=0.01, measurement_noise=0.04,
+                            random_state=1)
+    assert X.shape == (30_000, 0) and y.shape == (30_000,)
+    S = s.states
+    # Within a sequence the state minus the noiseless step is the kick (dt e, e): its
+    # covariance is Q; across the boundary the sequence restarts.
+    noiseless = np.array([_pendulum_step(row, 0.25, 0.4) for row in S[:-1]])
+    W = np.delete(S[1:] - noiseless, 19_999, axis=0)
+    np.testing.assert_allclose(W[:, 0], 0.25 * W[:, 1], atol=1e-12)
+    np.testing.assert_allclose(np.cov(W.T), s.Q, rtol=0.05)
+    jump = S[20_000] - noiseless[19_999]
+    assert abs(jump[0] - 0.25 * jump[1]) > 1e-3
+    np.testing.assert_allclose(np.var(y - S[:, 0]), 0.04, rtol=0.05)
+    # Swings reach where sin(theta) is far from theta: the data are not linear.
+    assert np.abs(S[:, 0]).max() > 0.8
+
+
+def test_pendulum_jacobian_is_the_steps_derivative_at_rest():
+    _, _, s = make_pendulum(n_samples=5, dt=0.2, damping=0.5, random_state=0)
+    eps = 1e-6
+    numeric = np.column_stack([
+        (_pendulum_step(eps * e, 0.2, 0.5) - _pendulum_step(-eps * e, 0.2, 0.5)) / (2 * eps)
+        for e in np.eye(2)])
+    np.testing.assert_allclose(s.jacobian, numeric, atol=1e-8)
+    np.testing.assert_array_equal(_pendulum_step(s.fixed_point, 0.2, 0.5), s.fixed_point)
+    np.testing.assert_allclose(np.sort_complex(s.eigenvalues),
+                               np.sort_complex(np.linalg.eigvals(numeric)), atol=1e-8)
+    np.testing.assert_allclose(np.abs(s.eigenvalues), np.sqrt(1 - 0.5 * 0.2))
+    assert s.eigenvalues[0].imag > 0
+
+
+def test_pendulum_is_deterministic():
+    _, y1, s1 = make_pendulum(n_samples=200, random_state=5)
+    _, y2, s2 = make_pendulum(n_samples=200, random_state=5)
+    _, y3, _ = make_pendulum(n_samples=200, random_state=6)
+    np.testing.assert_array_equal(y1, y2)
+    np.testing.assert_array_equal(s1.states, s2.states)
+    assert not np.allclose(y1, y3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(n_samples=0), "n_samples must be a positive integer"),
+        (dict(dt=0.0), "dt must be a positive finite number"),
+        (dict(dt=float("nan")), "dt must be a positive finite number"),
+        (dict(damping=-0.1), "damping must be a non-negative finite number"),
+        (dict(damping=5.0, dt=0.3), "damping \\* dt must be below 1"),
+        (dict(process_noise=-1.0), "process_noise must be a non-negative finite number"),
+        (dict(measurement_noise="a"), "measurement_noise must be a non-negative"),
+        (dict(n_samples=10, lengths=[5, 4]), "lengths sum to 9 but X has 10 rows"),
+    ],
+)
+def test_pendulum_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_pendulum(**kwargs)
