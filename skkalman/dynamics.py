@@ -11,6 +11,7 @@ import numbers
 from copy import deepcopy
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -245,23 +246,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
 
         A, B, C, D = (np.asarray(M, dtype=float) for M in estimator._state_space(
             X, lengths, linearization=self.linearization))
-        system = LinearSystem(A=A, B=B, C=C, D=D)
-        n_states, n_features = A.shape[0], B.shape[1]
-        state_map, input_map = np.eye(n_states), np.zeros((n_states, n_features))
-        if self.feedback_columns is not None:
-            columns = self._check_feedback_columns(C.shape[0], n_features)
-            system, state_map, input_map = closed_loop(system, columns)
-        hsv = hankel_singular_values(system)
-        if self.order is not None:
-            if self.order > system.n_states:
-                augmented = (" (the model's states plus the n_targets states of its direct "
-                             "path D)" if system.n_states > n_states else "")
-                raise ValueError(
-                    f"order={self.order} exceeds the {system.n_states} states of the "
-                    f"effective system{augmented}; choose order <= {system.n_states}."
-                )
-            system, projection = balanced_truncation(system, self.order)
-            state_map, input_map = projection @ state_map, projection @ input_map
+        columns = (None if self.feedback_columns is None
+                   else self._check_feedback_columns(C.shape[0], B.shape[1]))
+        system, state_map, input_map, hsv = _effective_system(
+            LinearSystem(A=A, B=B, C=C, D=D), columns, self.order)
         modal = real_modal_form(system.A, system.C, system.B)
         try:
             to_canonical = np.linalg.inv(modal.basis)
@@ -270,16 +258,22 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                 "the effective transition matrix is defective (a repeated eigenvalue "
                 "without a full set of eigenvectors), so it has no modal form; try order."
             ) from exc
+        eigenvalues_cov = _eigenvalues_covariance(
+            estimator, modal.eigenvalues, columns, self.order,
+            data=(X, y, lengths, self.linearization))
         self._set_fitted(
             estimator=estimator, system=system, modal=modal, hsv=hsv,
             state_map=to_canonical @ state_map, input_map=to_canonical @ input_map,
+            eigenvalues_cov=eigenvalues_cov,
         )
         return self
 
-    def _set_fitted(self, *, estimator, system, modal, hsv, state_map, input_map):
+    def _set_fitted(self, *, estimator, system, modal, hsv, state_map, input_map,
+                    eigenvalues_cov):
         self.estimator_ = estimator
         self.A_, self.B_, self.C_, self.D_ = system.A, system.B, system.C, system.D
         self.eigenvalues_ = modal.eigenvalues
+        self.eigenvalues_cov_ = eigenvalues_cov
         self.A_canonical_ = modal.A_canonical
         self.canonical_basis_ = modal.basis
         self.hankel_singular_values_ = hsv
@@ -389,3 +383,71 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         tags.input_tags.allow_nan = inner.input_tags.allow_nan
         tags.target_tags.required = inner.target_tags.required
         return tags
+
+
+def _effective_system(system, columns, order):
+    """The effective system of ``fit``: loop closed on ``columns``, reduced to ``order``.
+
+    Returns the system, the maps from the model's state and input to its state, and the
+    Hankel singular values before reduction. The uncertainty of ``eigenvalues_`` runs the
+    same function on perturbed matrices, so the two cannot drift apart.
+    """
+    n_states, n_features = system.n_states, system.B.shape[1]
+    state_map, input_map = np.eye(n_states), np.zeros((n_states, n_features))
+    if columns is not None:
+        system, state_map, input_map = closed_loop(system, columns)
+    hsv = hankel_singular_values(system)
+    if order is not None:
+        if order > system.n_states:
+            augmented = (" (the model's states plus the n_targets states of its direct "
+                         "path D)" if system.n_states > n_states else "")
+            raise ValueError(
+                f"order={order} exceeds the {system.n_states} states of the effective "
+                f"system{augmented}; choose order <= {system.n_states}."
+            )
+        system, projection = balanced_truncation(system, order)
+        state_map, input_map = projection @ state_map, projection @ input_map
+    return system, state_map, input_map, hsv
+
+
+def _eigenvalue_statistic(reference, columns, order):
+    """``(A, B, C, D) -> [Re, Im]`` of the effective eigenvalues, matched to ``reference``.
+
+    A perturbed matrix's eigenvalues come out of ``eigvals`` in no particular order; each
+    is paired with the nearest unperturbed one by an optimal assignment, so that the
+    differences that make the Jacobian follow one eigenvalue each.
+    """
+    def statistic(A, B, C, D):
+        system = _effective_system(LinearSystem(A=A, B=B, C=C, D=D), columns, order)[0]
+        values = np.linalg.eigvals(system.A)
+        rows, cols = linear_sum_assignment(np.abs(reference[:, None] - values[None, :]))
+        matched = np.empty_like(reference)
+        matched[rows] = values[cols]
+        return np.column_stack([matched.real, matched.imag]).ravel()
+
+    return statistic
+
+
+def _eigenvalues_covariance(estimator, eigenvalues, columns, order, data):
+    """Covariance of ``(Re, Im)`` of each eigenvalue, shape ``(n, 2, 2)``; NaN if unknown.
+
+    The delta method through the estimator's own covariance of its parameters (the
+    private ``_delta_covariance`` of the state-space protocol): the Kalman model's
+    observed information, the RNN's Gauss-Newton covariance on the training data.
+    """
+    statistic = _eigenvalue_statistic(eigenvalues, columns, order)
+    n = eigenvalues.size
+    delta = getattr(estimator, "_delta_covariance", None)
+    full = None
+    if delta is not None:
+        try:
+            X, y, lengths, linearization = data
+            full = delta(statistic, X, y, lengths, linearization=linearization)
+        except ValueError:
+            # A perturbation the effective system cannot take (e.g. a balanced truncation
+            # whose kept Hankel singular values vanish): no local covariance there.
+            full = None
+    if full is None or not np.all(np.isfinite(full)):
+        return np.full((n, 2, 2), np.nan)
+    index = 2 * np.arange(n)[:, None] + np.arange(2)
+    return full[index[:, :, None], index[:, None, :]]

@@ -2,6 +2,7 @@
 
 import warnings
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -9,6 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._atomic import atomic_fit
 from ._rnn.activations import ACTIVATIONS
+from ._rnn.data import split_rows
 from ._sequences import restore_y_shape, validate_sequences
 from ._sklearn_compat import Interval, StrOptions, check_is_fitted
 from .metrics import _observed_r2_score
@@ -538,6 +540,10 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
 
     def _fixed_point_slope(self, X):
         """``σ'`` at the fixed point ``h* = σ(W_hh h* + W_xh x̄ + b_h)``."""
+        return ACTIVATIONS[self.nonlinearity].slope(self._fixed_point(X), np)
+
+    def _fixed_point(self, X):
+        """The pre-activation ``W_hh h* + W_xh x̄ + b_h`` at the fixed point of the mean input."""
         from scipy.optimize import root
 
         if X is None:
@@ -566,7 +572,86 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
                     "linearization='trajectory'."
                 )
             h = solution.x
-        return activation.slope(W @ h + drive, np)
+        return W @ h + drive
+
+    def _delta_covariance(self, statistic, X=None, y=None, lengths=None, *,
+                          linearization="trajectory", step=1e-5):
+        """Asymptotic covariance of ``statistic(A, B, C, D)`` from the Gauss-Newton covariance.
+
+        The weights ``w`` (on standardized data, as trained) minimize the squared error of
+        the one-step predictions over the training rows of ``(X, y)`` (all but the last
+        ``validation_fraction`` of each sequence, the observed targets). With ``J_t`` the
+        Jacobian of row ``t``'s predictions with respect to every trained weight
+        (forward sensitivities of the recurrence, exact) and ``S`` the covariance of the
+        residuals, the covariance of that least-squares estimator is the sandwich
+        ``G^+ M G^+``, ``G = sum_t J_t^T J_t``, ``M = sum_t J_t^T S J_t``: the residuals of
+        an optimal one-step predictor are serially uncorrelated, and the sandwich holds for
+        unequal or correlated noise in several targets, which the unweighted loss does not
+        model (one target: ``s^2 G^-1``). The pseudo-inverse leaves out the directions
+        the predictions do not depend on at all (a linear network's change of hidden
+        basis, a relu unit's scale): a statistic invariant along them, as eigenvalues
+        are, is unaffected. The delta method then carries it through ``(A, B, C, D)`` of
+        ``_state_space`` (the slopes of a ``tanh``/``relu`` linearization differentiated
+        with the weights, the data held fixed), by central differences of ``statistic``
+        in the weights. Returns None without ``y``.
+        """
+        check_is_fitted(self)
+        if X is None or y is None:
+            return None
+        data = validate_sequences(self, X, y, lengths, reset=False,
+                                  n_targets=self.W_hy_.shape[0])
+        scaling = self._scaling
+        Xs = (data.X - scaling["x_mean"]) / scaling["x_scale"]
+        ys = (data.y - scaling["y_mean"]) / scaling["y_scale"]
+        module = self.net_.module_
+        w = {name: getattr(module, name).detach().cpu().double().numpy()
+             for name in ("W_hh", "W_xh", "b_h", "W_hy", "b_y")}
+        activation = ACTIVATIONS[self.nonlinearity]
+        sensitivity = _forward_sensitivities(w, Xs, data.slices, activation)
+
+        n_train = split_rows(data.lengths, self.validation_fraction)
+        train = np.zeros(len(ys), bool)
+        for rows, n in zip(data.slices, n_train, strict=True):
+            train[rows.start:rows.start + n] = True
+        observed = np.isfinite(ys) & train[:, None]
+        residuals = np.where(observed, ys - sensitivity.predictions, 0.0)
+        counts = observed.T.astype(float) @ observed
+        S = (residuals.T @ residuals) / np.maximum(counts, 1.0)
+        J = sensitivity.jacobian * observed[:, :, None]
+        G = np.einsum("tip,tiq->pq", J, J)
+        M = np.einsum("tip,ij,tjq->pq", J, S, J)
+        eigval, eigvec = np.linalg.eigh(G)
+        # Directions with curvature ~ rounding (1e-10 of the largest) are exact
+        # invariances of the predictions (the Jacobian is exact, not differenced).
+        keep = eigval > 1e-10 * eigval.max()
+        G_plus = (eigvec[:, keep] / eigval[keep]) @ eigvec[:, keep].T
+        covariance_w = G_plus @ M @ G_plus
+
+        if self.nonlinearity == "linear":
+            gain, gain_jacobian = np.ones(w["W_hh"].shape[0]), None
+        elif linearization == "trajectory":
+            gain, gain_jacobian = sensitivity.mean_slope, sensitivity.mean_slope_jacobian
+        else:
+            gain, gain_jacobian = _fixed_point_gain(
+                w, self._fixed_point(X), (np.mean(data.X, axis=0) - scaling["x_mean"])
+                / scaling["x_scale"], activation)
+        theta0 = _pack_weights(w, activation)
+
+        def value(theta):
+            v = _unpack_weights(theta, w, activation)
+            g = gain if gain_jacobian is None else gain + gain_jacobian @ (theta - theta0)[
+                :gain_jacobian.shape[1]]
+            A = g[:, None] * v["W_hh"]
+            B = g[:, None] * v["W_xh"] / scaling["x_scale"]
+            C = scaling["y_scale"][:, None] * v["W_hy"]
+            D = np.zeros((C.shape[0], B.shape[1]))
+            return np.asarray(statistic(A, B, C, D), dtype=float)
+
+        identity = np.eye(theta0.size)
+        jacobian = np.column_stack([
+            (value(theta0 + step * e) - value(theta0 - step * e)) / (2 * step)
+            for e in identity])
+        return jacobian @ covariance_w @ jacobian.T
 
 
 def _location_scale(values):
@@ -622,3 +707,113 @@ def _seeds(random_state, n_init):
         return [int(s) for s in random_state.randint(2**31 - 1, size=n_init)]
     rng = np.random.default_rng(random_state)
     return [int(s) for s in rng.integers(2**31 - 1, size=n_init)]
+
+
+class _Sensitivities(NamedTuple):
+    predictions: np.ndarray  # (n_samples, n_targets), standardized
+    jacobian: np.ndarray  # (n_samples, n_targets, n_weights)
+    mean_slope: np.ndarray  # (hidden_size,): σ'(pre_t) averaged over the rows
+    mean_slope_jacobian: np.ndarray  # (hidden_size, n_recurrent_weights)
+
+
+def _recurrent_sizes(w, activation):
+    H, n_features = w["W_xh"].shape
+    return H * H, H * n_features, H if activation.hidden_bias else 0
+
+
+def _pack_weights(w, activation):
+    """The trained weights as one vector: ``W_hh, W_xh, (b_h), W_hy, b_y``, row-major."""
+    parts = [w["W_hh"], w["W_xh"]] + ([w["b_h"]] if activation.hidden_bias else [])
+    return np.concatenate([p.ravel() for p in parts + [w["W_hy"], w["b_y"]]])
+
+
+def _unpack_weights(theta, w, activation):
+    """Inverse of :func:`_pack_weights` (shapes and a held ``b_h`` from ``w``)."""
+    out, start = dict(w), 0
+    for name in ("W_hh", "W_xh", "b_h", "W_hy", "b_y"):
+        if name == "b_h" and not activation.hidden_bias:
+            continue
+        size = w[name].size
+        out[name] = theta[start:start + size].reshape(w[name].shape)
+        start += size
+    return out
+
+
+def _slope_derivative(activation, pre):
+    """``σ''(pre)``: ``-2 tanh (1 - tanh^2)`` for tanh, 0 for the piecewise-linear ones."""
+    if activation.fused == "rnn_tanh":
+        t = np.tanh(pre)
+        return -2.0 * t * (1.0 - t * t)
+    return np.zeros_like(pre)
+
+
+def _forcing_index(w, activation):
+    """Rows and columns of ``∂pre/∂(W_hh, W_xh, b_h)`` at fixed ``h_{t-1}`` (the forcing)."""
+    H, n_features = w["W_xh"].shape
+    n_hh, n_xh, n_b = _recurrent_sizes(w, activation)
+    rows = np.concatenate([np.repeat(np.arange(H), H), np.repeat(np.arange(H), n_features),
+                           np.arange(n_b)])
+    return rows, np.arange(n_hh + n_xh + n_b)
+
+
+def _forcing(h_previous, x, H, n_b):
+    """Values at :func:`_forcing_index`: ``h_{t-1}`` for ``W_hh[i, :]``, ``x_t``, 1."""
+    return np.concatenate([np.tile(h_previous, H), np.tile(x, H), np.ones(n_b)])
+
+
+def _forward_sensitivities(w, X, slices, activation):
+    """Predictions and their exact Jacobian in the weights, by forward sensitivities.
+
+    ``S_t = ∂h_t/∂w`` follows the recurrence's tangent: ``S_t = diag(σ'(pre_t)) (W_hh
+    S_{t-1} + F_t)``, ``F_t`` the explicit derivative of ``pre_t`` (``h_{t-1}`` for the row
+    ``i`` of ``W_hh``, ``x_t`` for that of ``W_xh``, 1 for ``b_h``), from ``S = 0`` at
+    each sequence's start, as the network runs. One pass, all weights at once.
+    """
+    W_hh, W_xh, b_h, W_hy = w["W_hh"], w["W_xh"], w["b_h"], w["W_hy"]
+    H, m = W_hh.shape[0], W_hy.shape[0]
+    n_hh, n_xh, n_b = _recurrent_sizes(w, activation)
+    n_r = n_hh + n_xh + n_b
+    rows, cols = _forcing_index(w, activation)
+    n = X.shape[0]
+    hidden = np.empty((n, H))
+    recurrent = np.empty((n, m, n_r))
+    slope_sum, slope_jacobian_sum = np.zeros(H), np.zeros((H, n_r))
+    for s in slices:
+        h, S = np.zeros(H), np.zeros((H, n_r))
+        for t in range(s.start, s.stop):
+            pre = W_hh @ h + W_xh @ X[t] + b_h
+            dpre = W_hh @ S
+            dpre[rows, cols] += _forcing(h, X[t], H, n_b)
+            slope = activation.slope(pre, np)
+            S = slope[:, None] * dpre
+            h = activation.function(pre, np)
+            hidden[t], recurrent[t] = h, W_hy @ S
+            slope_sum += slope
+            slope_jacobian_sum += _slope_derivative(activation, pre)[:, None] * dpre
+    # The output layer: y_t[a] = W_hy[a] h_t + b_y[a].
+    readout = np.zeros((n, m, m * H + m))
+    for a in range(m):
+        readout[:, a, a * H:(a + 1) * H] = hidden
+        readout[:, a, m * H + a] = 1.0
+    return _Sensitivities(
+        predictions=hidden @ W_hy.T + w["b_y"],
+        jacobian=np.concatenate([recurrent, readout], axis=2),
+        mean_slope=slope_sum / max(n, 1),
+        mean_slope_jacobian=slope_jacobian_sum / max(n, 1),
+    )
+
+
+def _fixed_point_gain(w, pre, x_bar, activation):
+    """``σ'(pre*)`` at the fixed point and its derivative in the recurrent weights.
+
+    Implicit differentiation of ``pre* = W_hh σ(pre*) + W_xh x̄ + b_h``:
+    ``dpre* = (I - W_hh diag(σ'(pre*)))^-1 F``, ``F`` the explicit derivative.
+    """
+    H = w["W_hh"].shape[0]
+    n_b = _recurrent_sizes(w, activation)[2]
+    rows, cols = _forcing_index(w, activation)
+    slope = activation.slope(pre, np)
+    F = np.zeros((H, cols.size))
+    F[rows, cols] = _forcing(activation.function(pre, np), x_bar, H, n_b)
+    dpre = np.linalg.solve(np.eye(H) - w["W_hh"] * slope[None, :], F)
+    return slope, _slope_derivative(activation, pre)[:, None] * dpre
