@@ -175,7 +175,8 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         "estimator": "no_validation",
         "prefit": ["boolean"],
         "feedback_columns": ["array-like", None],
-        "order": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "order": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"}),
+                  None],
         "linearization": [StrOptions({"trajectory", "fixed_point"})],
     }
 
@@ -243,13 +244,19 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
             estimator = deepcopy(estimator)
         else:
             estimator = clone(estimator).fit(X, y, lengths=lengths)
+        bic = None
+        if self.order == "auto":
+            estimator, bic = _select_by_bic(estimator, X, y, lengths)
 
         A, B, C, D = (np.asarray(M, dtype=float) for M in estimator._state_space(
             X, lengths, linearization=self.linearization))
         columns = (None if self.feedback_columns is None
                    else self._check_feedback_columns(C.shape[0], B.shape[1]))
+        # order="auto" chose the model's size above; its effective system is kept whole.
+        order = None if self.order == "auto" else self.order
+        data = (X, y, lengths, self.linearization)
         system, state_map, input_map, hsv = _effective_system(
-            LinearSystem(A=A, B=B, C=C, D=D), columns, self.order)
+            LinearSystem(A=A, B=B, C=C, D=D), columns, order)
         modal = real_modal_form(system.A, system.C, system.B)
         try:
             to_canonical = np.linalg.inv(modal.basis)
@@ -258,22 +265,26 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                 "the effective transition matrix is defective (a repeated eigenvalue "
                 "without a full set of eigenvectors), so it has no modal form; try order."
             ) from exc
-        eigenvalues_cov = _eigenvalues_covariance(
-            estimator, modal.eigenvalues, columns, self.order,
-            data=(X, y, lengths, self.linearization))
+        eigenvalues_cov = _eigenvalues_covariance(estimator, modal.eigenvalues, columns,
+                                                  order, data)
         self._set_fitted(
             estimator=estimator, system=system, modal=modal, hsv=hsv,
             state_map=to_canonical @ state_map, input_map=to_canonical @ input_map,
-            eigenvalues_cov=eigenvalues_cov,
+            eigenvalues_cov=eigenvalues_cov, bic=bic,
         )
         return self
 
     def _set_fitted(self, *, estimator, system, modal, hsv, state_map, input_map,
-                    eigenvalues_cov):
+                    eigenvalues_cov, bic):
         self.estimator_ = estimator
         self.A_, self.B_, self.C_, self.D_ = system.A, system.B, system.C, system.D
         self.eigenvalues_ = modal.eigenvalues
         self.eigenvalues_cov_ = eigenvalues_cov
+        self.order_ = system.n_states
+        if bic is not None:
+            self.bic_ = bic
+        elif hasattr(self, "bic_"):
+            del self.bic_
         self.A_canonical_ = modal.A_canonical
         self.canonical_basis_ = modal.basis
         self.hankel_singular_values_ = hsv
@@ -428,6 +439,40 @@ def _eigenvalue_statistic(reference, columns, order):
     return statistic
 
 
+def _delta_covariance(estimator, statistic, data):
+    """The estimator's delta-method covariance of ``statistic``, or None where it has none."""
+    delta = getattr(estimator, "_delta_covariance", None)
+    if delta is None:
+        return None
+    X, y, lengths, linearization = data
+    try:
+        full = delta(statistic, X, y, lengths, linearization=linearization)
+    except ValueError:
+        # A perturbation the effective system cannot take (e.g. a balanced truncation
+        # whose kept Hankel singular values vanish): no local covariance there.
+        return None
+    return full if full is not None and np.all(np.isfinite(full)) else None
+
+
+def _select_by_bic(estimator, X, y, lengths):
+    """``order="auto"``: the model size, 1 to the estimator's, with the lowest BIC.
+
+    Every smaller size is a refit of a clone on the same data; the fitted estimator
+    stands for its own size. Returns the chosen fitted model and the BIC of each size.
+    """
+    if not (hasattr(estimator, "_size_parameter") and hasattr(estimator, "_bic")):
+        raise TypeError(f"order='auto' supports {_SUPPORTED}; {type(estimator).__name__} "
+                        "has no size to choose or no BIC; give order as an integer.")
+    if y is None:
+        raise ValueError("order='auto' compares the models' BIC on (X, y), so fit needs y.")
+    name = estimator._size_parameter
+    largest = estimator.get_params()[name]
+    models = [clone(estimator).set_params(**{name: k}).fit(X, y, lengths=lengths)
+              for k in range(1, largest)] + [estimator]
+    bic = np.array([model._bic(X, y, lengths) for model in models])
+    return models[int(np.argmin(bic))], bic
+
+
 def _eigenvalues_covariance(estimator, eigenvalues, columns, order, data):
     """Covariance of ``(Re, Im)`` of each eigenvalue, shape ``(n, 2, 2)``; NaN if unknown.
 
@@ -437,17 +482,8 @@ def _eigenvalues_covariance(estimator, eigenvalues, columns, order, data):
     """
     statistic = _eigenvalue_statistic(eigenvalues, columns, order)
     n = eigenvalues.size
-    delta = getattr(estimator, "_delta_covariance", None)
-    full = None
-    if delta is not None:
-        try:
-            X, y, lengths, linearization = data
-            full = delta(statistic, X, y, lengths, linearization=linearization)
-        except ValueError:
-            # A perturbation the effective system cannot take (e.g. a balanced truncation
-            # whose kept Hankel singular values vanish): no local covariance there.
-            full = None
-    if full is None or not np.all(np.isfinite(full)):
+    full = _delta_covariance(estimator, statistic, data)
+    if full is None:
         return np.full((n, 2, 2), np.nan)
     index = 2 * np.arange(n)[:, None] + np.arange(2)
     return full[index[:, :, None], index[:, None, :]]

@@ -1060,6 +1060,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = self._validate(X, lengths=lengths)
         return np.vstack([r.predicted_means for r in self._filter_each(data)])
 
+    # The size that DynamicsRecovery(order="auto") chooses, and its criterion.
+    _size_parameter = "n_states"
+
+    def _bic(self, X, y, lengths=None):
+        return self.bic(X, y, lengths)
+
     def _delta_covariance(self, statistic, X=None, y=None, lengths=None, *,
                           linearization="trajectory", step=1e-5):
         """Asymptotic covariance of ``statistic(A, B, C, D)`` from the observed information.

@@ -574,26 +574,60 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             h = solution.x
         return W @ h + drive
 
+    # The size that DynamicsRecovery(order="auto") chooses.
+    _size_parameter = "hidden_size"
+
+    def _bic(self, X, y, lengths=None):
+        """BIC of the one-step predictions as a Gaussian model with white residuals.
+
+        ``n log det(2 pi e S) + k log n`` over the ``n`` rows with every target observed
+        (``S`` their residual covariance): the likelihood of the innovations form when
+        the residuals are the innovations (the forecasting set-up), a quasi-likelihood
+        otherwise. ``k`` counts the trained weights less those the predictions do not
+        depend on: a linear network's change of hidden basis (``hidden_size^2``), a
+        relu unit's scale (``hidden_size``).
+        """
+        data = validate_sequences(self, X, y, lengths, reset=False,
+                                  n_targets=self.W_hy_.shape[0])
+        residuals = data.y - self._run(X, data.lengths)[0]
+        residuals = residuals[~np.isnan(residuals).any(axis=1)]
+        n, m = residuals.shape
+        if n <= m:
+            raise ValueError(f"the BIC needs more rows with every target observed ({n}) "
+                             f"than targets ({m}).")
+        _, logdet = np.linalg.slogdet(residuals.T @ residuals / n)
+        H = self.hidden_size
+        activation = ACTIVATIONS[self.nonlinearity]
+        k = H * H + H * self.n_features_in_ + m * H + m
+        k += H if activation.hidden_bias else 0
+        k -= {"linear": H * H, "relu": H}.get(self.nonlinearity, 0)
+        return float(n * (logdet + m * np.log(2 * np.pi) + m) + k * np.log(n))
+
     def _delta_covariance(self, statistic, X=None, y=None, lengths=None, *,
                           linearization="trajectory", step=1e-5):
-        """Asymptotic covariance of ``statistic(A, B, C, D)`` from the Gauss-Newton covariance.
+        """Asymptotic covariance of ``statistic(A, B, C, D)`` from the Gauss-Newton sandwich.
 
         The weights ``w`` (on standardized data, as trained) minimize the squared error of
         the one-step predictions over the training rows of ``(X, y)`` (all but the last
         ``validation_fraction`` of each sequence, the observed targets). With ``J_t`` the
-        Jacobian of row ``t``'s predictions with respect to every trained weight
-        (forward sensitivities of the recurrence, exact) and ``S`` the covariance of the
-        residuals, the covariance of that least-squares estimator is the sandwich
-        ``G^+ M G^+``, ``G = sum_t J_t^T J_t``, ``M = sum_t J_t^T S J_t``: the residuals of
-        an optimal one-step predictor are serially uncorrelated, and the sandwich holds for
-        unequal or correlated noise in several targets, which the unweighted loss does not
-        model (one target: ``s^2 G^-1``). The pseudo-inverse leaves out the directions
-        the predictions do not depend on at all (a linear network's change of hidden
-        basis, a relu unit's scale): a statistic invariant along them, as eigenvalues
-        are, is unaffected. The delta method then carries it through ``(A, B, C, D)`` of
+        Jacobian of row ``t``'s predictions in every trained weight (forward sensitivities
+        of the recurrence, exact), ``r_t`` the residuals and ``u_t = J_t^T r_t`` the
+        scores, the least-squares estimator's covariance is the sandwich ``G^+ M G^+``:
+        ``G = sum_t J_t^T J_t`` (Gauss-Newton) and ``M = Var(sum_t u_t)``, estimated with
+        a Bartlett kernel (Newey-West, by overlapping batch means; Andrews' bandwidth from
+        the residuals' autocorrelation). In the forecasting set-up the residuals of the
+        optimal predictor are white and ``M`` is White's ``sum_t u_t u_t^T``; an
+        input-driven network's residuals carry the process noise filtered by the system,
+        serially correlated, which ``G^-1``-type formulas would ignore. The sandwich also
+        holds for unequal or correlated noise in several targets, which the unweighted
+        loss does not model. The pseudo-inverse leaves out the directions the
+        predictions do not depend on (a linear network's change of hidden basis, a relu
+        unit's scale): a statistic invariant along them, as eigenvalues are, is
+        unaffected. The delta method then carries it through ``(A, B, C, D)`` of
         ``_state_space`` (the slopes of a ``tanh``/``relu`` linearization differentiated
         with the weights, the data held fixed), by central differences of ``statistic``
-        in the weights. Returns None without ``y``.
+        in the weights. Returns None without ``y``. Not covered: the optimizer's own
+        error (training that stops before the optimum, restarts in other optima).
         """
         check_is_fitted(self)
         if X is None or y is None:
@@ -615,11 +649,13 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             train[rows.start:rows.start + n] = True
         observed = np.isfinite(ys) & train[:, None]
         residuals = np.where(observed, ys - sensitivity.predictions, 0.0)
-        counts = observed.T.astype(float) @ observed
-        S = (residuals.T @ residuals) / np.maximum(counts, 1.0)
         J = sensitivity.jacobian * observed[:, :, None]
         G = np.einsum("tip,tiq->pq", J, J)
-        M = np.einsum("tip,ij,tjq->pq", J, S, J)
+        scores = np.einsum("tip,ti->tp", J, residuals)
+        segments = [slice(rows.start, rows.start + n)
+                    for rows, n in zip(data.slices, n_train, strict=True)]
+        M = _long_run_covariance([scores[s] for s in segments],
+                                 _bartlett_bandwidth([residuals[s] for s in segments]))
         eigval, eigvec = np.linalg.eigh(G)
         # Directions with curvature ~ rounding (1e-10 of the largest) are exact
         # invariances of the predictions (the Jacobian is exact, not differenced).
@@ -801,6 +837,53 @@ def _forward_sensitivities(w, X, slices, activation):
         mean_slope=slope_sum / max(n, 1),
         mean_slope_jacobian=slope_jacobian_sum / max(n, 1),
     )
+
+
+def _bartlett_bandwidth(segments):
+    """Andrews' (1991) AR(1) plug-in bandwidth of the Bartlett kernel.
+
+    Read from the residuals (``segments``: each sequence's training rows), whose serial
+    correlation the scores inherit, and which, unlike the scores, do not depend on the
+    weights' coordinates. Each target's lag-1 autocorrelation ``rho`` enters
+    ``alpha = sum 4 rho^2 s^4 / ((1 - rho)^6 (1 + rho)^2) / sum s^4 / (1 - rho)^4``
+    (``s^2`` its innovation variance), and ``L = 1.1447 (alpha n)^(1/3)``, at most an
+    eighth of the shortest segment: white scores give ``L = 1``.
+    """
+    n = sum(len(u) for u in segments)
+    lagged = [(u[1:], u[:-1]) for u in segments if len(u) > 1]
+    if not lagged:
+        return 1
+    now = np.concatenate([a for a, _ in lagged])
+    before = np.concatenate([b for _, b in lagged])
+    denominator = np.sum(before * before, axis=0)
+    live = denominator > 0
+    if not live.any():
+        return 1
+    rho = np.clip(np.sum(now * before, axis=0)[live] / denominator[live], -0.97, 0.97)
+    s2 = np.mean((now[:, live] - rho * before[:, live]) ** 2, axis=0)
+    alpha = (np.sum(4 * rho**2 * s2**2 / ((1 - rho) ** 6 * (1 + rho) ** 2))
+             / np.sum(s2**2 / (1 - rho) ** 4))
+    shortest = min(len(u) for u in segments)
+    return int(np.clip(np.ceil(1.1447 * (alpha * n) ** (1 / 3)), 1, max(shortest // 8, 1)))
+
+
+def _long_run_covariance(segments, L):
+    """``Var(sum_t u_t)`` of serially correlated scores, by overlapping batch means.
+
+    The sums ``b_j`` of the scores over every window of ``L`` consecutive rows of a
+    segment (a sequence's training rows) give ``M = n / (L n_windows) sum_j b_j b_j^T``,
+    the Bartlett-kernel (Newey-West) estimate: ``L = 1`` is White's ``sum_t u_t u_t^T``.
+    """
+    n = sum(len(u) for u in segments)
+    total, n_windows = 0.0, 0
+    for u in segments:
+        if len(u) < L:
+            continue
+        cumulative = np.vstack([np.zeros((1, u.shape[1])), np.cumsum(u, axis=0)])
+        windows = cumulative[L:] - cumulative[:-L]
+        total = total + windows.T @ windows
+        n_windows += len(windows)
+    return n / (L * max(n_windows, 1)) * total
 
 
 def _fixed_point_gain(w, pre, x_bar, activation):
