@@ -42,6 +42,8 @@ SCRIPTS = {
     "bench_scales": ([], ["--quick"]),
     "bench_rnn": ([], ["--quick"]),
     "bench_rnn_robustness": (["--kalman"], ["--quick"]),
+    "bench_intervals": ([], ["--quick"]),
+    "bench_order": ([], ["--quick"]),
 }
 COLUMNS = ["tool", "data", "figure", "value", "skkalman", "ratio", "note"]
 
