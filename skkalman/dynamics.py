@@ -116,7 +116,9 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         has zero variance in its imaginary part. ``d^T inv(cov) d <= 5.99`` (chi-square,
         2 degrees of freedom) is a 95% region for a complex one. NaN where the model has
         no such uncertainty: a Kalman fit that was not certified (``converged_`` False, a
-        ConvergenceWarning was raised) or made by ``from_params``, an RNN given no ``y``.
+        ConvergenceWarning was raised) or made by ``from_params``, an RNN given no ``y``
+        or too large for its Jacobian (more than 25 million entries: rows x targets x
+        weights).
     order_ : int
         Number of states of the effective system (``order`` when given, the chosen
         model's with ``"auto"``).

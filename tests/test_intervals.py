@@ -172,11 +172,13 @@ def test_rnn_covariance_unchanged_by_a_change_of_hidden_basis():
     assert np.allclose(first.eigenvalues_cov_, second.eigenvalues_cov_, rtol=1e-4, atol=1e-12)
 
 
-def test_rnn_without_y_has_no_covariance():
+def test_rnn_without_y_or_too_large_has_no_covariance(monkeypatch):
     X, y, _ = make_lds(system="oscillator", n_inputs=1, n_samples=300, random_state=0)
     rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0).fit(X, y)
-    recovery = DynamicsRecovery(rnn, prefit=True).fit(X)
-    assert np.all(np.isnan(recovery.eigenvalues_cov_))
+    assert np.all(np.isfinite(DynamicsRecovery(rnn, prefit=True).fit(X, y).eigenvalues_cov_))
+    assert np.all(np.isnan(DynamicsRecovery(rnn, prefit=True).fit(X).eigenvalues_cov_))
+    monkeypatch.setattr("skkalman.rnn._MAX_JACOBIAN_ENTRIES", 300 * 9 - 1)  # 9 weights
+    assert np.all(np.isnan(DynamicsRecovery(rnn, prefit=True).fit(X, y).eigenvalues_cov_))
 
 
 def test_order_auto_chooses_the_kalman_size_by_bic():
