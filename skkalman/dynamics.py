@@ -190,8 +190,8 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
 
     Measured (``benchmarks/bench_intervals.py``: 8 random systems x 12 noise draws, 2,000
     steps, the true size): nominal 95% regions cover the true eigenvalues in 93%
-    (Kalman, input-driven), 96% (Kalman, forecasting) and 90% (linear RNN, forecasting)
-    of cases; see the user guide for the per-system spread and the RNN input-driven case.
+    (Kalman, input-driven), 96% (Kalman, forecasting), 90% (linear RNN, forecasting) and
+    87% (linear RNN, input-driven: too small) of cases; the user guide gives the spread.
 
     *Order selection.* ``order="auto"`` minimizes the BIC, ``-2 log p(y | X) + k log n``
     with ``k`` the free parameters less the similarity ridge (the Kalman model's
@@ -489,7 +489,12 @@ def _eigenvalue_statistic(reference, columns, order):
     differences that make the Jacobian follow one eigenvalue each.
     """
     def statistic(A, B, C, D):
-        system = _effective_system(LinearSystem(A=A, B=B, C=C, D=D), columns, order)[0]
+        try:
+            system = _effective_system(LinearSystem(A=A, B=B, C=C, D=D), columns, order)[0]
+        except ValueError:
+            # A perturbation the reduction cannot take (a kept Hankel singular value that
+            # vanishes): no local covariance there, NaN says so.
+            return np.full(2 * reference.size, np.nan)
         values = np.linalg.eigvals(system.A)
         rows, cols = linear_sum_assignment(np.abs(reference[:, None] - values[None, :]))
         matched = np.empty_like(reference)
@@ -505,12 +510,7 @@ def _delta_covariance(estimator, statistic, data):
     if delta is None:
         return None
     X, y, lengths, linearization = data
-    try:
-        full = delta(statistic, X, y, lengths, linearization=linearization)
-    except ValueError:
-        # A perturbation the effective system cannot take (e.g. a balanced truncation
-        # whose kept Hankel singular values vanish): no local covariance there.
-        return None
+    full = delta(statistic, X, y, lengths, linearization=linearization)
     return full if full is not None and np.all(np.isfinite(full)) else None
 
 
