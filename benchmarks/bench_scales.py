@@ -23,9 +23,11 @@ R² is computed in units of ``y``'s largest magnitude, so its sums of squares st
 every scale.
 
     python benchmarks/bench_scales.py [--n-samples 1000] [--step 25] [--repeat 3] [--quick]
+                                      [--json PATH]
 
 ``--quick`` runs a few scales on 300 rows once each, without statsmodels in the levels'
-sweep (the test suite runs it). The machine is shared: compare within one run.
+sweep (the test suite runs it); ``--json PATH`` writes the figures for the docs. The
+machine is shared: compare within one run.
 """
 
 import argparse
@@ -33,6 +35,7 @@ import time
 import warnings
 
 import numpy as np
+from _report import Report
 
 from skkalman import KalmanFilterRegressor
 from skkalman.datasets import make_lds
@@ -88,6 +91,26 @@ def run_statsmodels(y, repeat, trend="n"):
     return seconds, score, eigenvalues, bool(result.mle_retvals["converged"])
 
 
+def record(table, tool, data, outcome, A_true, ours=None):
+    """Rows of one fit in the JSON report: time, R², eigenvalue error (or the error)."""
+    if isinstance(outcome, str):
+        table.row(tool, "fit", None, data=data, note=outcome[:120])
+        return
+    seconds, score, A, converged = outcome
+    with np.errstate(all="ignore"):
+        error = eigenvalue_error(A, A_true) if np.all(np.isfinite(A)) else np.nan
+    mine = ours if ours is not None and not isinstance(ours, str) else None
+    note = "" if converged else "not converged"
+    table.row(tool, "fit seconds", seconds, mine and mine[0], data=data, note=note)
+    table.row(tool, "R²", score, mine and mine[1], data=data, ratio=False)
+    if mine is not None:
+        with np.errstate(all="ignore"):
+            ours_error = (eigenvalue_error(mine[2], A_true)
+                          if np.all(np.isfinite(mine[2])) else np.nan)
+    table.row(tool, "eigenvalue error", error, ours_error if mine is not None else None,
+              data=data, ratio=False)
+
+
 def cells(outcome, A_true):
     if isinstance(outcome, str):
         return f"{outcome[:44]:<44s}"
@@ -101,7 +124,7 @@ def cells(outcome, A_true):
 HEAD = f"{'fit s':>7s} {'R2':>9s} {'eig err':>9s} {'converged':>9s}         "
 
 
-def sweep_y(exponents, n_samples, repeat):
+def sweep_y(exponents, n_samples, repeat, report):
     _, y, system = make_lds(system="oscillator", n_samples=n_samples, random_state=0)
     X = np.zeros((n_samples, 0))
     print(f"\n1. y times 10**k, no inputs ({n_samples} rows); R2 of one-step forecasts")
@@ -110,23 +133,29 @@ def sweep_y(exponents, n_samples, repeat):
         scaled = y * 10.0**k
         ours = run_skkalman(X, scaled, repeat, one_step=True)
         theirs = run_statsmodels(scaled, repeat)
+        table = report.table("y", "y times 10**k (no inputs); R² of one-step forecasts",
+                             "oscillator")
+        record(table, "skkalman", f"y x 1e{k}", ours, system.A)
+        record(table, "statsmodels", f"y x 1e{k}", theirs, system.A, ours=ours)
         ratio = (f"{theirs[0] / ours[0]:9.2f}x"
                  if not isinstance(ours, str) and not isinstance(theirs, str) else "")
         print(f"{k:5d} |          {cells(ours, system.A)}|"
               f"                            {cells(theirs, system.A)}| {ratio}")
 
 
-def sweep_x(exponents, n_samples, repeat):
+def sweep_x(exponents, n_samples, repeat, report):
     X, y, system = make_lds(system="oscillator", n_inputs=1, n_samples=n_samples,
                             random_state=0)
     print(f"\n2. X times 10**k, one input ({n_samples} rows); R2 of predict(X)")
     print(f"{'k':>5s} | skkalman {HEAD}")
     for k in exponents:
         ours = run_skkalman(X * 10.0**k, y, repeat, one_step=False)
+        record(report.table("x", "X times 10**k (one input); R² of predict(X)", "oscillator"),
+               "skkalman", f"X x 1e{k}", ours, system.A)
         print(f"{k:5d} |          {cells(ours, system.A)}")
 
 
-def sweep_levels(levels, n_samples, repeat, reference=True):
+def sweep_levels(levels, n_samples, repeat, report, reference=True):
     X, y, system = make_lds(system="oscillator", n_inputs=1, n_samples=n_samples,
                             random_state=0)
     _, y_alone, _ = make_lds(system="oscillator", n_samples=n_samples, random_state=0)
@@ -137,6 +166,10 @@ def sweep_levels(levels, n_samples, repeat, reference=True):
         ours = run_skkalman(X + level, y + level * NOISE_STD, repeat, one_step=False)
         theirs = (run_statsmodels(y_alone + level * NOISE_STD, repeat, trend="c")
                   if reference else "(--quick: not run)")
+        table = report.table("levels", "levels: y + L noise sd and X + L", "oscillator")
+        record(table, "skkalman", f"L = {level:.0e}", ours, system.A)
+        if reference:
+            record(table, "statsmodels", f"L = {level:.0e}", theirs, system.A, ours=ours)
         print(f"{level:7.0e} |          {cells(ours, system.A)}|"
               f"                            {cells(theirs, system.A)}")
 
@@ -147,7 +180,9 @@ def main():
     parser.add_argument("--step", type=int, default=25, help="step of the exponents k")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
+    report = Report(__file__, quick=args.quick)
     if args.quick:
         args.n_samples, args.repeat = 300, 1
         exponents = [-300, -150, 0, 150, 300]
@@ -155,9 +190,10 @@ def main():
     else:
         exponents = list(range(-300, 301, args.step))
         levels = [0.0, 1e4, 1e8, 1e12]
-    sweep_y(exponents, args.n_samples, args.repeat)
-    sweep_x(exponents, args.n_samples, args.repeat)
-    sweep_levels(levels, args.n_samples, args.repeat, reference=not args.quick)
+    sweep_y(exponents, args.n_samples, args.repeat, report)
+    sweep_x(exponents, args.n_samples, args.repeat, report)
+    sweep_levels(levels, args.n_samples, args.repeat, report, reference=not args.quick)
+    report.write(args.json)
 
 
 if __name__ == "__main__":
