@@ -44,6 +44,10 @@ SCRIPTS = {
     "bench_scales": ([], ["--quick"]),
     "bench_rnn": ([], ["--quick"]),
     "bench_rnn_robustness": (["--kalman", "--n-systems", "8"], ["--quick"]),
+    # The simulation studies of DynamicsRecovery at sizes of about 10 minutes each on two
+    # shared cores; their defaults (8 systems x 12 draws, 20 systems) take 25 and 30.
+    "bench_intervals": (["--n-systems", "6", "--n-reps", "8"], ["--quick"]),
+    "bench_order": (["--n-systems", "6"], ["--quick"]),
 }
 COLUMNS = ["tool", "data", "figure", "value", "skkalman", "ratio", "note"]
 

@@ -1060,8 +1060,18 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = self._validate(X, lengths=lengths)
         return np.vstack([r.predicted_means for r in self._filter_each(data)])
 
-    def _delta_covariance(self, statistic, step=1e-5):
+    # The size that DynamicsRecovery(order="auto") chooses, and its criterion.
+    _size_parameter = "n_states"
+
+    def _bic(self, X, y, lengths=None):
+        return self.bic(X, y, lengths)
+
+    def _delta_covariance(self, statistic, X=None, y=None, lengths=None, *,
+                          linearization="trajectory", step=1e-5):
         """Asymptotic covariance of ``statistic(A, B, C, D)`` from the observed information.
+
+        (``X, y, lengths, linearization`` are unused: the information was stored by
+        ``fit``; they keep the signature of the protocol shared with the RNN.)
 
         The delta method: ``J H^-1 J^T`` with ``H`` the Hessian of ``-log p`` at the
         certified maximum (in the search's coordinates, the similarity ridge left out, so

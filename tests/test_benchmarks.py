@@ -25,3 +25,18 @@ def test_quick_mode_runs(script):
     )
     assert proc.returncode == 0, proc.stderr
     assert "statsmodels" in proc.stdout
+
+
+@pytest.mark.parametrize("script, says", [("bench_intervals.py", "pooled"),
+                                          ("bench_order.py", "true order found")])
+def test_quick_mode_of_the_simulation_studies_runs(script, says, tmp_path):
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick", "--json",
+         str(tmp_path / "report.json")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=path),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert says in proc.stdout
+    assert (tmp_path / "report.json").exists()

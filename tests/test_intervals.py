@@ -1,0 +1,236 @@
+"""DynamicsRecovery's uncertainty (eigenvalues_cov_) and order selection (order="auto"):
+shapes, the matching of perturbed eigenvalues, the exact sensitivities behind the RNN's
+covariance, agreement with known and simulated standard deviations, BIC choices."""
+
+import warnings
+from copy import deepcopy
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
+from skkalman._rnn.activations import ACTIVATIONS
+from skkalman.datasets import lagged_targets, make_lds
+from skkalman.dynamics import _eigenvalue_statistic
+from skkalman.rnn import _forward_sensitivities, _pack_weights, _unpack_weights
+
+# Chi-square 95% quantile with 2 degrees of freedom (a complex eigenvalue's ellipse).
+CHI2_2_95 = 5.991
+
+
+def _ar1(phi, n_samples, seed):
+    """A scalar AR(1) series ``y_t = phi y_{t-1} + e_t``, unit innovations."""
+    rng = np.random.default_rng(seed)
+    e = rng.standard_normal(n_samples + 200)
+    y = np.zeros_like(e)
+    for t in range(1, len(e)):
+        y[t] = phi * y[t - 1] + e[t]
+    return y[200:]
+
+
+def _mahalanobis(estimate, covariance, truth):
+    d = np.array([estimate.real - truth.real, estimate.imag - truth.imag])
+    return float(d @ np.linalg.solve(covariance, d))
+
+
+def test_covariance_of_a_certified_kalman_fit_is_a_covariance_per_eigenvalue():
+    X, y, _ = make_lds(system="oscillator", n_samples=600, random_state=0)
+    recovery = DynamicsRecovery(KalmanFilterRegressor(2)).fit(X, y)
+    cov = recovery.eigenvalues_cov_
+    assert cov.shape == (2, 2, 2)
+    assert np.allclose(cov, cov.transpose(0, 2, 1))
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    # A conjugate pair: the same real-part variance, the imaginary part mirrored.
+    assert np.allclose(cov[0], cov[1] * np.array([[1, -1], [-1, 1]]))
+
+
+def test_from_params_has_no_covariance():
+    X, y, system = make_lds(system="two_rotations", n_samples=200, random_state=0)
+    model = KalmanFilterRegressor.from_params(**system.params)
+    recovery = DynamicsRecovery(model, prefit=True).fit(X, y)
+    assert recovery.eigenvalues_cov_.shape == (4, 2, 2)
+    assert np.all(np.isnan(recovery.eigenvalues_cov_))
+
+
+def test_uncertified_fit_has_no_covariance():
+    X, y, _ = make_lds(system="oscillator", n_samples=300, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        recovery = DynamicsRecovery(KalmanFilterRegressor(2, n_iter=2)).fit(X, y)
+    assert np.all(np.isnan(recovery.eigenvalues_cov_))
+
+
+def test_order_and_feedback_set_the_covariance_shape():
+    _, y, _ = make_lds(system="two_rotations", n_samples=800, random_state=1)
+    X, y, lengths = lagged_targets(y)
+    recovery = DynamicsRecovery(KalmanFilterRegressor(4), feedback_columns=[0, 1],
+                                order=2).fit(X, y, lengths)
+    assert recovery.eigenvalues_.shape == (2,)
+    assert recovery.eigenvalues_cov_.shape == (2, 2, 2)
+    assert np.all(np.isfinite(recovery.eigenvalues_cov_))
+
+
+def test_statistic_follows_each_eigenvalue_whatever_order_eigvals_returns():
+    # A permutation of the state reorders what eigvals returns; the statistic does not move.
+    A = np.diag([0.9, -0.5, 0.2])
+    B, C, D = np.ones((3, 1)), np.ones((1, 3)), np.zeros((1, 1))
+    statistic = _eigenvalue_statistic(np.array([0.9, -0.5, 0.2], dtype=complex), None, None)
+    expected = np.array([0.9, 0, -0.5, 0, 0.2, 0])
+    for perm in ([2, 0, 1], [1, 2, 0]):
+        P = np.eye(3)[perm]
+        assert np.allclose(statistic(P @ A @ P.T, P @ B, C @ P.T, D), expected)
+    perturbed = statistic(A + 1e-4 * np.eye(3)[[2, 0, 1]], B, C, D)
+    assert np.allclose(perturbed, expected, atol=1e-3)
+
+
+@pytest.mark.parametrize("nonlinearity", ["linear", "tanh", "relu"])
+def test_forward_sensitivities_are_the_exact_jacobian(nonlinearity):
+    rng = np.random.default_rng(0)
+    activation = ACTIVATIONS[nonlinearity]
+    H, n_features, m = 3, 2, 2
+    w = {"W_hh": 0.5 * rng.standard_normal((H, H)),
+         "W_xh": rng.standard_normal((H, n_features)),
+         "b_h": 0.3 * rng.standard_normal(H) if activation.hidden_bias else np.zeros(H),
+         "W_hy": rng.standard_normal((m, H)), "b_y": rng.standard_normal(m)}
+    X = rng.standard_normal((60, n_features))
+    slices = [slice(0, 25), slice(25, 60)]
+    result = _forward_sensitivities(w, X, slices, activation)
+    theta, step = _pack_weights(w, activation), 1e-6
+
+    def run(t):
+        return _forward_sensitivities(_unpack_weights(t, w, activation), X, slices, activation)
+
+    differences = [(run(theta + step * e), run(theta - step * e)) for e in np.eye(theta.size)]
+    J = np.stack([(a.predictions - b.predictions) / (2 * step) for a, b in differences], -1)
+    assert np.allclose(result.jacobian, J, atol=1e-6)
+    n_r = result.mean_slope_jacobian.shape[1]
+    G = np.stack([(a.mean_slope - b.mean_slope) / (2 * step)
+                  for a, b in differences[:n_r]], -1)
+    assert np.allclose(result.mean_slope_jacobian, G, atol=1e-6)
+
+
+def test_predictions_of_the_sensitivity_pass_are_the_network_s():
+    X, y, _ = make_lds(system="oscillator", n_inputs=1, n_samples=200, random_state=0)
+    rnn = ElmanRNNRegressor(2, nonlinearity="tanh", max_epochs=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        rnn.fit(X, y)
+    module = rnn.net_.module_
+    w = {n: getattr(module, n).detach().double().numpy()
+         for n in ("W_hh", "W_xh", "b_h", "W_hy", "b_y")}
+    Xs = (X - rnn._scaling["x_mean"]) / rnn._scaling["x_scale"]
+    result = _forward_sensitivities(w, Xs, [slice(0, 200)], ACTIVATIONS["tanh"])
+    expected = (rnn.predict(X) - rnn._scaling["y_mean"]) / rnn._scaling["y_scale"]
+    assert np.allclose(result.predictions[:, 0], expected)
+    assert np.allclose(result.mean_slope, rnn._activation_slope(X, None).mean(axis=0))
+
+
+@pytest.mark.parametrize("model", ["kalman", "rnn"])
+def test_delta_sd_of_an_ar1_coefficient_is_the_known_one(model):
+    # In the forecasting set-up a one-state model (s_t = A s_{t-1} + B y_{t-1}, a forecast
+    # C s_t) is an ARMA(1, 1) predictor, y_t = (A + B C) y_{t-1} + e_t - A e_{t-1}: on an
+    # AR(1) series (A = 0) the closed-loop eigenvalue's asymptotic sd is the ARMA(1, 1)
+    # one, sqrt((1 - phi^2) / T) / phi (Box & Jenkins), whatever the model.
+    phi, n_samples = 0.8, 3000
+    X, y, lengths = lagged_targets(_ar1(phi, n_samples, seed=0))
+    estimator = (KalmanFilterRegressor(1) if model == "kalman"
+                 else ElmanRNNRegressor(1, nonlinearity="linear", validation_fraction=0.0,
+                                        random_state=0))
+    recovery = DynamicsRecovery(estimator, feedback_columns=[0]).fit(X, y, lengths)
+    sd = np.sqrt(recovery.eigenvalues_cov_[0, 0, 0])
+    assert recovery.eigenvalues_cov_[0, 1, 1] == 0.0  # a real eigenvalue stays real
+    assert sd == pytest.approx(np.sqrt((1 - phi**2) / len(y)) / phi, rel=0.15)
+    assert abs(recovery.eigenvalues_[0].real - phi) < 4 * sd
+
+
+def _similar_linear_rnn(rnn, T):
+    """The same linear network in the hidden basis ``h' = T h``."""
+    out = deepcopy(rnn)
+    T_inv = np.linalg.inv(T)
+    module = out.net_.module_
+    with torch.no_grad():
+        module.W_hh.copy_(torch.from_numpy(T @ module.W_hh.double().numpy() @ T_inv))
+        module.W_xh.copy_(torch.from_numpy(T @ module.W_xh.double().numpy()))
+        module.W_hy.copy_(torch.from_numpy(module.W_hy.double().numpy() @ T_inv))
+    out.W_hh_, out.W_xh_, out.b_h_ = T @ rnn.W_hh_ @ T_inv, T @ rnn.W_xh_, T @ rnn.b_h_
+    out.W_hy_ = rnn.W_hy_ @ T_inv
+    return out
+
+
+def test_rnn_covariance_unchanged_by_a_change_of_hidden_basis():
+    # The Gauss-Newton matrix of a linear network is singular along the change of basis;
+    # its pseudo-inverse gives invariant statistics the same covariance in every basis.
+    X, y, _ = make_lds(system="oscillator", n_inputs=2, n_samples=800, random_state=0)
+    rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0).fit(X, y)
+    T = np.array([[2.0, 0.7], [-0.3, 0.5]])
+    first = DynamicsRecovery(rnn, prefit=True).fit(X, y)
+    second = DynamicsRecovery(_similar_linear_rnn(rnn, T), prefit=True).fit(X, y)
+    assert np.allclose(first.eigenvalues_, second.eigenvalues_)
+    assert np.all(np.isfinite(first.eigenvalues_cov_))
+    assert np.allclose(first.eigenvalues_cov_, second.eigenvalues_cov_, rtol=1e-4, atol=1e-12)
+
+
+def test_rnn_without_y_or_too_large_has_no_covariance(monkeypatch):
+    X, y, _ = make_lds(system="oscillator", n_inputs=1, n_samples=300, random_state=0)
+    rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0).fit(X, y)
+    assert np.all(np.isfinite(DynamicsRecovery(rnn, prefit=True).fit(X, y).eigenvalues_cov_))
+    assert np.all(np.isnan(DynamicsRecovery(rnn, prefit=True).fit(X).eigenvalues_cov_))
+    monkeypatch.setattr("skkalman.rnn._MAX_JACOBIAN_ENTRIES", 300 * 9 - 1)  # 9 weights
+    assert np.all(np.isnan(DynamicsRecovery(rnn, prefit=True).fit(X, y).eigenvalues_cov_))
+
+
+def test_order_auto_chooses_the_kalman_size_by_bic():
+    X, y, _ = make_lds(system="oscillator", n_samples=800, random_state=0)
+    recovery = DynamicsRecovery(KalmanFilterRegressor(3), order="auto").fit(X, y)
+    assert recovery.order_ == 2 and recovery.estimator_.n_states == 2
+    assert recovery.bic_.shape == (3,) and np.argmin(recovery.bic_) == 1
+    assert recovery.bic_[2] == pytest.approx(
+        KalmanFilterRegressor(3).fit(X, y).bic(X, y))
+    assert np.all(np.isfinite(recovery.eigenvalues_cov_))
+    fixed = DynamicsRecovery(KalmanFilterRegressor(2), order=2).fit(X, y)
+    assert fixed.order_ == 2 and not hasattr(fixed, "bic_")
+
+
+def test_order_auto_needs_y_and_a_size():
+    X, y, _ = make_lds(system="oscillator", n_samples=300, random_state=0)
+    model = KalmanFilterRegressor(2).fit(X, y)
+    with pytest.raises(ValueError, match="needs y"):
+        DynamicsRecovery(model, prefit=True, order="auto").fit(X)
+    with pytest.raises(InvalidParameterError, match="order"):
+        DynamicsRecovery(model, order="best").fit(X, y)
+
+
+@pytest.mark.slow
+def test_order_auto_chooses_the_rnn_size_by_bic():
+    _, y, _ = make_lds(system="oscillator", n_samples=3000, random_state=0)
+    X, y, lengths = lagged_targets(y)
+    rnn = ElmanRNNRegressor(3, nonlinearity="linear", random_state=0)
+    recovery = DynamicsRecovery(rnn, feedback_columns=[0], order="auto").fit(X, y, lengths)
+    assert recovery.bic_.shape == (3,)
+    assert recovery.order_ == 2 and recovery.estimator_.hidden_size == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["kalman", "rnn"])
+def test_intervals_cover_the_oscillator_in_repeated_forecasting_fits(model):
+    # Mahalanobis distances of the truth from the estimate, d^2 / 2 averages 1 when the
+    # covariance is right; a covariance 4 times too small or too large gives 4 or 1/4.
+    # (benchmarks/bench_intervals.py measures coverage on random systems.)
+    _, _, system = make_lds(system="oscillator", n_samples=10, random_state=0)
+    truth = system.eigenvalues[np.argmax(system.eigenvalues.imag)]
+    oracle = KalmanFilterRegressor.from_params(**system.params)
+    distances = []
+    for rep in range(12):
+        y, _ = oracle.sample(np.zeros((1201, 0)), random_state=rep)
+        X, y, lengths = lagged_targets(y)
+        estimator = (KalmanFilterRegressor(2) if model == "kalman"
+                     else ElmanRNNRegressor(2, nonlinearity="linear", random_state=rep))
+        recovery = DynamicsRecovery(estimator, feedback_columns=[0]).fit(X, y, lengths)
+        k = int(np.argmax(recovery.eigenvalues_.imag))
+        distances.append(_mahalanobis(recovery.eigenvalues_[k], recovery.eigenvalues_cov_[k],
+                                      truth))
+    distances = np.array(distances)
+    assert 0.4 < np.mean(distances) / 2 < 2.5
+    assert np.mean(distances <= CHI2_2_95) >= 0.75
