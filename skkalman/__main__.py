@@ -51,7 +51,7 @@ def _parser():
             "linear system, recover the transition matrix A from each, and compare them "
             "with the truth: eigenvalues, eigenvalue error, held-out one-step MSE relative "
             "to the Kalman filter with the true parameters, and fit time; say from the "
-            "numbers whether each RNN recovered A (inside the Kalman model's 95%% "
+            "numbers whether each RNN recovered A (inside the Kalman model's 95% "
             "intervals where available), and show a forecaster's raw W_hh next to the true "
             "filter's A(I - KC). Options add random systems and seeds, a training-length "
             "sweep and a nonlinear system (a pendulum). Writes report.md, report.json and "
