@@ -285,16 +285,27 @@ def render(results, target, image_prefix=""):
                               "   :alt: time relative to skkalman",
                               ""]
         (target / f"{name}.rst").write_text("\n".join(lines) + "\n")
-    total = index.get("seconds")
-    summary = ["The last full run:" if not index.get("quick") else "The last (quick) run:"]
-    if total is not None:
-        summary.append(f"{_format(float(total), 3)} s in all "
-                       f"({_format(float(total) / 60, 3)} min)")
-    if index.get("load_before"):
-        summary.append(f"load average {index['load_before'][0]} at the start on "
-                       f"{index.get('cpus', '?')} CPUs")
-    (target / "run_all.rst").write_text(
-        (", ".join(summary) + "." if total is not None else "No run recorded yet.") + "\n")
+    # Each script's own time (run_all's record, or the seconds its report measured), so
+    # that scripts rerun with --only add up with the others.
+    seconds = {}
+    for name in SCRIPTS:
+        path = results / f"{name}.json"
+        if name in records and "seconds" in records[name]:
+            seconds[name] = float(records[name]["seconds"])
+        elif path.is_file():
+            report = json.loads(path.read_text())
+            if isinstance(report, dict) and "seconds" in report:
+                seconds[name] = float(report["seconds"])
+    if seconds:
+        total = sum(seconds.values())
+        kind = "last full run" if not index.get("quick") else "last (quick) run"
+        text = (f"The {kind} of the {len(seconds)} scripts took {_format(total, 3)} s in all "
+                f"({_format(total / 60, 3)} min) on {index.get('cpus', '?')} CPUs shared "
+                "with other work; each table below gives its script's command, time and "
+                "the machine's load.")
+    else:
+        text = "No run recorded yet."
+    (target / "run_all.rst").write_text(text + "\n")
     return target
 
 

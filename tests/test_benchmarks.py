@@ -40,3 +40,25 @@ def test_quick_mode_of_the_simulation_studies_runs(script, says, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert says in proc.stdout
     assert (tmp_path / "report.json").exists()
+
+
+def test_committed_results_render_every_script(tmp_path):
+    """The benchmark page's tables come from the committed JSON of the last full run: every
+    script has its fragment with rows (none reduced to "not in these results"), and the
+    total time adds up the scripts'."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    target = run_all.render(run_all.FULL_OUT, tmp_path)
+    for name in run_all.SCRIPTS:
+        text = (target / f"{name}.rst").read_text()
+        assert "Not in these results" not in text, name
+        tables = [line.split(":file:")[1].strip() for line in text.splitlines()
+                  if ":file:" in line]
+        assert tables, name
+        for table in tables:  # a header and at least one row each
+            assert len((target / table).read_text().strip().splitlines()) >= 2, table
+    summary = (target / "run_all.rst").read_text()
+    assert f"of the {len(run_all.SCRIPTS)} scripts took" in summary
