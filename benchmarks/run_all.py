@@ -22,6 +22,7 @@ import datetime
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -113,7 +114,11 @@ def _format(value, digits=4):
 
 
 def _rst_escape(text):
-    return str(text).replace("*", r"\*").replace("`", r"\`").replace("|", r"\|")
+    """Text as reStructuredText shows it literally (tables' cells are parsed as markup):
+    ``converged_`` or ``W_hh_`` would otherwise be read as references."""
+    text = str(text).replace("\\", "\\\\")
+    text = text.replace("*", r"\*").replace("`", r"\`").replace("|", r"\|")
+    return re.sub(r"(\w)_(?!\w)", r"\1\\_", text)
 
 
 def _csv_table(rows, path):
@@ -121,14 +126,18 @@ def _csv_table(rows, path):
         writer = csv.writer(f)
         writer.writerow(COLUMNS)
         for row in rows:
-            writer.writerow([row["tool"], row["data"], row["figure"], _format(row["value"]),
-                             _format(row.get("ours")), _format(row.get("ratio"), 3),
-                             row.get("note", "")])
+            writer.writerow([_rst_escape(row["tool"]), _rst_escape(row["data"]),
+                             _rst_escape(row["figure"]), _rst_escape(_format(row["value"])),
+                             _rst_escape(_format(row.get("ours"))),
+                             _rst_escape(_format(row.get("ratio"), 3)),
+                             _rst_escape(row.get("note", ""))])
 
 
 def _machine_line(report, record):
     machine = report.get("machine", {})
-    parts = [f"``{report.get('command', '')}``"]
+    # Paths of this checkout relative to its root, as a reader would type them.
+    command = report.get("command", "").replace(f"{ROOT}{os.sep}", "")
+    parts = [f"``{command}``"]
     if report.get("quick"):
         parts.append("**quick mode** (a smoke test: sizes too small to mean anything)")
     parts.append(f"started {report.get('started', '?')}")
