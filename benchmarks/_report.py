@@ -39,6 +39,17 @@ def _number(value):
     return value if math.isfinite(value) else str(value)
 
 
+def best_time(func, repeat=1):
+    """Smallest wall time of ``repeat`` calls (the least disturbed on a shared machine)
+    and the last call's result."""
+    best, result = math.inf, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = func()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
 def versions():
     found = {}
     for name in _VERSIONS:

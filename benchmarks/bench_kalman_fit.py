@@ -32,24 +32,15 @@ runs for skkalman and single runs for the slow tools; compare ratios within one 
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 from _report import Report
+from _report import best_time as timed
 
 from skkalman.datasets import lagged_targets, make_lds
 from skkalman.kalman import KalmanFilterRegressor
 from skkalman.metrics import eigenvalue_error
-
-
-def timed(func, repeat=1):
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def forecast_mse(model, X, y, held_out):

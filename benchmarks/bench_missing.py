@@ -33,11 +33,10 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
 
 import numpy as np
-from _report import Report
+from _report import Report, best_time
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from skkalman._kalman.em import e_step, log_likelihood
@@ -52,15 +51,6 @@ SCENARIOS = [  # name, fraction of whole rows missing, fraction of single entrie
 ]
 
 
-def best_time(func, repeat):
-    """Smallest wall time of `repeat` calls (the least disturbed on a shared machine), and
-    the last result."""
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def peak_memory(func):

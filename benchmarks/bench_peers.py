@@ -44,11 +44,10 @@ A tool that is not installed is skipped and the report says so (``pip install -e
 import argparse
 import copy
 import importlib.util
-import time
 import warnings
 
 import numpy as np
-from _report import Report
+from _report import Report, best_time
 
 from skkalman import ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman.datasets import lagged_targets, make_lds
@@ -57,15 +56,6 @@ from skkalman.metrics import eigenvalue_error
 PUBLISHED_NILE = {"R": 15099.0, "Q": 1469.1}  # Durbin & Koopman (2012), section 2.10
 
 
-def best_time(func, repeat=1):
-    """Smallest wall time of ``repeat`` calls (the least disturbed on a shared machine)
-    and the last result."""
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def available(report, tool, module, table):

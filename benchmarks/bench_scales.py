@@ -31,11 +31,11 @@ machine is shared: compare within one run.
 """
 
 import argparse
-import time
 import warnings
 
 import numpy as np
 from _report import Report
+from _report import best_time as best_of
 
 from skkalman import KalmanFilterRegressor
 from skkalman.datasets import make_lds
@@ -51,13 +51,6 @@ def r2(y, prediction):
     return 1.0 - np.mean((y - prediction) ** 2) / np.var(y)
 
 
-def best_of(func, repeat):
-    best, result = np.inf, None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def run_skkalman(X, y, repeat, one_step):
