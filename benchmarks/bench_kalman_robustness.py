@@ -541,7 +541,8 @@ def main(argv=None):
     args.report = Report(__file__, quick=args.quick)
     if args.quick:
         args.n_systems = min(args.n_systems, 3)
-    bench_random_systems(args)
+    if args.n_systems > 0:  # --n-systems 0: only the speed and real-data parts
+        bench_random_systems(args)
     if not args.skip_speed:
         bench_speed(args)
     if not args.skip_real:
