@@ -19,24 +19,13 @@ breaks the steady state and is followed by a transient computed row by row.
 """
 
 import argparse
-import time
 
 import numpy as np
-from _report import Report
+from _reference import statsmodels_smoother
+from _report import Report, best_time
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
 from skkalman.datasets import make_lds
-
-
-def best_time(func, repeat):
-    """Smallest wall time of `repeat` calls (the machine is shared: the minimum is the
-    least disturbed), and the last result."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = func()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def run_skkalman(params, X, y, steady_state=True):
@@ -45,20 +34,7 @@ def run_skkalman(params, X, y, steady_state=True):
 
 
 def run_statsmodels(system, y):
-    from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
-
-    # statsmodels: a_{t+1} = T a_t + R eta_t, y_t = Z a_t + eps_t, a_1 ~ N(a1, P1) before
-    # the first update: with no inputs, the same model as skkalman's with T = A, Z = C.
-    n_states = system.A.shape[0]
-    model = KalmanSmoother(k_endog=y.shape[1], k_states=n_states)
-    model.bind(y)
-    model.design = system.C
-    model.obs_cov = system.R
-    model.transition = system.A
-    model.selection = np.eye(n_states)
-    model.state_cov = system.Q
-    model.initialize_known(system.initial_state_mean, system.initial_state_covariance)
-    return model.smooth()
+    return statsmodels_smoother(system, y).smooth()
 
 
 def pykalman_model(system):

@@ -35,6 +35,7 @@ import argparse
 import warnings
 
 import numpy as np
+from _reference import innovations_forecasts
 from _report import Report
 from _report import best_time as timed
 
@@ -132,16 +133,7 @@ def bench_two_rotations(args):
 def innovations_forecast_mse(A, C, Q, R, S, y, held_out):
     """One-step MSE of the steady-state Kalman predictor of a model with noise cross term S
     (nfoursid's: its process and measurement noises are correlated)."""
-    from scipy import linalg
-
-    Q, R = 0.5 * (Q + Q.T), 0.5 * (R + R.T)
-    P = linalg.solve_discrete_are(A.T, C.T, Q, R, s=S)
-    K = linalg.solve(C @ P @ C.T + R, (A @ P @ C.T + S).T, assume_a="pos").T
-    s = np.zeros(A.shape[0])
-    pred = np.empty_like(y)
-    for t in range(len(y)):
-        pred[t] = C @ s
-        s = A @ s + K @ (y[t] - pred[t])
+    pred = innovations_forecasts(A, C, Q, R, S, y)
     return float(np.mean((pred[held_out] - y[held_out]) ** 2))
 
 

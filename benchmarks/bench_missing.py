@@ -36,6 +36,7 @@ import tempfile
 import tracemalloc
 
 import numpy as np
+from _reference import statsmodels_smoother as statsmodels_model
 from _report import Report, best_time
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
@@ -69,24 +70,6 @@ def with_missing(y, rows, entries, seed=0):
     y[rng.random(y.shape[0]) < rows] = np.nan
     y[rng.random(y.shape) < entries] = np.nan
     return y
-
-
-def statsmodels_model(system, y):
-    from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
-
-    # statsmodels: a_{t+1} = T a_t + R eta_t, y_t = Z a_t + eps_t, a_1 ~ N(a1, P1) before
-    # the first update: with no inputs, skkalman's model with T = A, Z = C. NaN entries
-    # are missing, whole rows or single entries.
-    n_states = system.A.shape[0]
-    model = KalmanSmoother(k_endog=y.shape[1], k_states=n_states)
-    model.bind(y)
-    model.design = system.C
-    model.obs_cov = system.R
-    model.transition = system.A
-    model.selection = np.eye(n_states)
-    model.state_cov = system.Q
-    model.initialize_known(system.initial_state_mean, system.initial_state_covariance)
-    return model
 
 
 def pykalman_model(system):

@@ -47,6 +47,7 @@ import importlib.util
 import warnings
 
 import numpy as np
+from _reference import innovations_forecasts, statsmodels_smoother
 from _report import Report, best_time
 
 from skkalman import ElmanRNNRegressor, KalmanFilterRegressor
@@ -110,15 +111,8 @@ def bench_filter_smoother(report, args):
               f"{diff:.1e}")
 
     if available(report, "statsmodels", "statsmodels", table.key):
-        from statsmodels.tsa.statespace.kalman_smoother import KalmanSmoother
-
         def statsmodels_smooth():
-            sm = KalmanSmoother(k_endog=2, k_states=4)
-            sm.bind(y)
-            sm.design, sm.obs_cov, sm.transition = p["C"], p["R"], p["A"]
-            sm.selection, sm.state_cov = np.eye(4), p["Q"]
-            sm.initialize_known(p["initial_state_mean"], p["initial_state_covariance"])
-            return sm.smooth().smoothed_state.T
+            return statsmodels_smoother(system, y).smooth().smoothed_state.T
 
         seconds, means = best_time(statsmodels_smooth, args.repeat)
         add("statsmodels", seconds, means, "KalmanSmoother.smooth")
@@ -310,22 +304,6 @@ def bench_learn(report, args):
 
 def forecast_mse(pred, y, rows):
     return float(np.mean((np.asarray(pred)[rows] - y[rows]) ** 2))
-
-
-def innovations_forecasts(A, C, Q, R, S, y):
-    """One-step forecasts of the steady-state Kalman predictor of a model whose process
-    and measurement noises are correlated (cross covariance ``S``, nfoursid's)."""
-    from scipy import linalg
-
-    Q, R = 0.5 * (Q + Q.T), 0.5 * (R + R.T)
-    P = linalg.solve_discrete_are(A.T, C.T, Q, R, s=S)
-    K = linalg.solve(C @ P @ C.T + R, (A @ P @ C.T + S).T, assume_a="pos").T
-    s = np.zeros(A.shape[0])
-    pred = np.empty_like(y)
-    for t in range(len(y)):
-        pred[t] = C @ s
-        s = A @ s + K @ (y[t] - pred[t])
-    return pred
 
 
 def darts_kalman(y, n_train):
