@@ -23,6 +23,18 @@ def statsmodels_smoother(system, y):
     return model
 
 
+def pykalman_model(system):
+    """pykalman's ``KalmanFilter`` with ``system``'s matrices (no inputs)."""
+    from pykalman import KalmanFilter
+
+    return KalmanFilter(
+        transition_matrices=system.A, observation_matrices=system.C,
+        transition_covariance=system.Q, observation_covariance=system.R,
+        initial_state_mean=system.initial_state_mean,
+        initial_state_covariance=system.initial_state_covariance,
+    )
+
+
 def innovations_forecasts(A, C, Q, R, S, y):
     """One-step forecasts of the steady-state Kalman predictor of a model whose process
     and measurement noises are correlated (cross covariance ``S``, nfoursid's)."""

@@ -21,7 +21,7 @@ breaks the steady state and is followed by a transient computed row by row.
 import argparse
 
 import numpy as np
-from _reference import statsmodels_smoother
+from _reference import pykalman_model, statsmodels_smoother
 from _report import Report, best_time
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
@@ -35,17 +35,6 @@ def run_skkalman(params, X, y, steady_state=True):
 
 def run_statsmodels(system, y):
     return statsmodels_smoother(system, y).smooth()
-
-
-def pykalman_model(system):
-    from pykalman import KalmanFilter
-
-    return KalmanFilter(
-        transition_matrices=system.A, observation_matrices=system.C,
-        transition_covariance=system.Q, observation_covariance=system.R,
-        initial_state_mean=system.initial_state_mean,
-        initial_state_covariance=system.initial_state_covariance,
-    )
 
 
 def main():

@@ -36,6 +36,7 @@ import tempfile
 import tracemalloc
 
 import numpy as np
+from _reference import pykalman_model
 from _reference import statsmodels_smoother as statsmodels_model
 from _report import Report, best_time
 
@@ -70,17 +71,6 @@ def with_missing(y, rows, entries, seed=0):
     y[rng.random(y.shape[0]) < rows] = np.nan
     y[rng.random(y.shape) < entries] = np.nan
     return y
-
-
-def pykalman_model(system):
-    from pykalman import KalmanFilter
-
-    return KalmanFilter(
-        transition_matrices=system.A, observation_matrices=system.C,
-        transition_covariance=system.Q, observation_covariance=system.R,
-        initial_state_mean=system.initial_state_mean,
-        initial_state_covariance=system.initial_state_covariance,
-    )
 
 
 def relative_difference(got, want):

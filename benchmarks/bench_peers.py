@@ -47,7 +47,7 @@ import importlib.util
 import warnings
 
 import numpy as np
-from _reference import innovations_forecasts, statsmodels_smoother
+from _reference import innovations_forecasts, pykalman_model, statsmodels_smoother
 from _report import Report, best_time
 
 from skkalman import ElmanRNNRegressor, KalmanFilterRegressor
@@ -118,12 +118,7 @@ def bench_filter_smoother(report, args):
         add("statsmodels", seconds, means, "KalmanSmoother.smooth")
 
     if available(report, "pykalman", "pykalman", table.key):
-        from pykalman import KalmanFilter
-
-        kf = KalmanFilter(transition_matrices=p["A"], observation_matrices=p["C"],
-                          transition_covariance=p["Q"], observation_covariance=p["R"],
-                          initial_state_mean=p["initial_state_mean"],
-                          initial_state_covariance=p["initial_state_covariance"])
+        kf = pykalman_model(system)
         seconds, (means, _) = best_time(lambda: kf.smooth(y), 1)
         add("pykalman", seconds, means, "KalmanFilter.smooth (one run)")
 
