@@ -22,6 +22,7 @@ from skkalman._rnn.training import (
     PlateauStopping,
     RecordStability,
     SequenceNet,
+    into_linear_range,
 )
 from skkalman._sklearn_compat import check_is_fitted
 from skkalman.datasets import lagged_targets, make_lds
@@ -281,9 +282,10 @@ def test_output_shape_follows_y(inputs_data):
     assert rnn.W_hy_.shape == (1, 2)
 
 
-def test_no_inputs():
+@pytest.mark.parametrize("nonlinearity", ["linear", "tanh", "relu"])
+def test_no_inputs(nonlinearity):
     y = np.sin(np.arange(200) * 0.3)
-    rnn = ElmanRNNRegressor(2, **FAST).fit(np.zeros((200, 0)), y)
+    rnn = ElmanRNNRegressor(2, nonlinearity=nonlinearity, **FAST).fit(np.zeros((200, 0)), y)
     assert rnn.predict(np.zeros((10, 0))).shape == (10,)
     assert rnn.W_xh_.shape == (2, 0)
 
@@ -299,6 +301,8 @@ def test_no_inputs():
         ({"nonlinearity": "sigmoid"}, "nonlinearity"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
         ({"lr": -1.0}, "lr"),
+        ({"init": "zeros"}, "init"),
+        ({"init": "linear", "nonlinearity": "relu"}, "init='linear'.*relu"),
     ],
 )
 def test_bad_parameters(inputs_data, params, match):
@@ -436,9 +440,9 @@ def test_restarts_keep_the_best(inputs_data, monkeypatch):
     single = []
     for seed in seeds:
         monkeypatch.setattr(skkalman.rnn, "_seeds", lambda random_state, n, s=seed: [s])
-        single.append(ElmanRNNRegressor(3, **FAST).fit(X, y).loss_)
+        single.append(ElmanRNNRegressor(3, init="random", **FAST).fit(X, y).loss_)
     monkeypatch.setattr(skkalman.rnn, "_seeds", lambda random_state, n: seeds)
-    best = ElmanRNNRegressor(3, **{**FAST, "n_init": 3}).fit(X, y)
+    best = ElmanRNNRegressor(3, init="random", **{**FAST, "n_init": 3}).fit(X, y)
     assert len(set(single)) == 3
     assert best.loss_ == min(single)
     assert best.loss_ in best.history_[:, "valid_loss"]
@@ -455,7 +459,10 @@ def test_n_init_runs_restarts(inputs_data):
     assert three.loss_ <= one.loss_
 
 
-@pytest.mark.parametrize("nonlinearity, n_starts", [("linear", 4), ("tanh", 1), ("relu", 1)])
+# A tanh network's one start is a linear network's answer (init="auto"), itself the best of
+# four starts.
+@pytest.mark.parametrize("nonlinearity, n_starts",
+                         [("linear", [4]), ("tanh", [1, 4]), ("relu", [1])])
 def test_auto_restarts(inputs_data, monkeypatch, nonlinearity, n_starts):
     import skkalman.rnn
 
@@ -469,7 +476,47 @@ def test_auto_restarts(inputs_data, monkeypatch, nonlinearity, n_starts):
     monkeypatch.setattr(skkalman.rnn, "_seeds", spy)
     X, y = inputs_data
     ElmanRNNRegressor(2, nonlinearity=nonlinearity, **{**FAST, "n_init": "auto"}).fit(X, y)
-    assert drawn == [n_starts]
+    assert drawn == n_starts
+
+
+@pytest.mark.parametrize("noise", [3.0, 1e-4])
+def test_into_linear_range_keeps_the_linear_networks_loss_and_dynamics(noise):
+    gen = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        linear = ElmanRNN(2, 1, 3, "linear", dtype=torch.float64)
+    X = torch.randn(2, 400, 2, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        y = linear(X) + noise * torch.randn(2, 400, 1, generator=gen, dtype=torch.float64)
+    y[0, :5] = float("nan")
+    weights = into_linear_range(linear, "tanh", X, y)
+    tanh = ElmanRNN(2, 1, 3, "tanh", dtype=torch.float64)
+    with torch.no_grad():
+        for name, value in weights.items():
+            getattr(tanh, name).copy_(value)
+        loss, reference = MaskedMSELoss()(tanh(X), y), MaskedMSELoss()(linear(X), y)
+        pre = tanh.run(X)[1].arctanh()
+    assert loss <= reference * (1 + 1e-3)
+    # The start leaves the linear range as far as the data let it: at noise 3 the first
+    # scale tried already fits (pre-activations of root mean square 0.5); with a
+    # nearly exact linear fit it must go much further in.
+    rms = pre.square().mean(dim=(0, 1)).sqrt().max()
+    assert (rms > 0.3) if noise == 3.0 else (rms < 0.05)
+    assert_allclose(np.sort_complex(np.linalg.eigvals(weights["W_hh"].numpy())),
+                    np.sort_complex(np.linalg.eigvals(linear.W_hh.detach().numpy())),
+                    atol=1e-12)
+
+
+def test_linear_start_reaches_what_a_random_start_misses():
+    # A nearly noise-free input-driven system: from random weights a tanh network stops
+    # on a plateau; from the linear network's answer it keeps the linear optimum.
+    X, y, _ = make_lds(system="random", n_inputs=1, n_samples=3000, random_state=3)
+    auto = ElmanRNNRegressor(4, random_state=0).fit(X, y)
+    random = ElmanRNNRegressor(4, init="random", random_state=0).fit(X, y)
+    linear = ElmanRNNRegressor(4, nonlinearity="linear", random_state=0).fit(X, y)
+    assert auto.converged_
+    assert auto.loss_ < 0.8 * random.loss_
+    assert auto.loss_ < 1.01 * linear.loss_
 
 
 def test_skorch_routing_reaches_module_and_optimizer(inputs_data):

@@ -115,7 +115,8 @@ class ElmanRNN(nn.Module):
         return h
 
     def _linear_recurrence(self, X, h0):
-        U = torch.addmm(self.b_h, X.reshape(-1, X.shape[-1]), self.W_xh.T)
+        U = torch.addmm(self.b_h, X.reshape(X.shape[0] * X.shape[1], X.shape[-1]),
+                        self.W_xh.T)
         # Row-vector form h_t = h_{t-1} M + u_t with M = W_hh^T.
         return linear_scan(U.reshape(*X.shape[:2], self.hidden_size), self.W_hh.T, h0)
 

@@ -24,7 +24,9 @@ __all__ = [
     "SequenceNet",
     "StopOnDivergence",
     "WindowBatches",
+    "StartFrom",
     "fit_restarts",
+    "into_linear_range",
     "local_seed",
     "optimizer_params",
     "small_model_threads",
@@ -167,6 +169,84 @@ class CarryStates(Callback):
                 X["h0"].copy_(torch.where(has_previous[:, None], ends[source], 0.0))
         finally:
             module.train(was_training)
+
+
+class StartFrom(Callback):
+    """Start training from given weights instead of the module's random draw.
+
+    Parameters
+    ----------
+    weights : dict of str to tensor
+        Values of some of the module's parameters, copied in before the first epoch (in
+        place, so the optimizer's references stay valid).
+    """
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def on_train_begin(self, net, **kwargs):
+        with torch.no_grad():
+            for name, value in self.weights.items():
+                getattr(net.module_, name).copy_(value)
+
+
+# Scales tried by into_linear_range, largest first: the root mean square of each unit's
+# pre-activation at the start.
+_LINEAR_RANGE_SCALES = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+# How far above the linear network's loss the scaled nonlinear one may start.
+_LINEAR_RANGE_TOLERANCE = 1e-3
+
+
+def into_linear_range(linear, nonlinearity, X, y):
+    """Weights of a ``nonlinearity`` network that computes what a trained linear one does.
+
+    An odd activation with unit slope at zero (tanh) is the identity near zero, so a
+    linear network ``h_t = W h_{t-1} + U x_t``, ``y_t = C h_t + b`` is the limit of the
+    nonlinear network with state ``g = S h`` for a small diagonal ``S``:
+    ``g_t = σ(S W S⁻¹ g_{t-1} + S U x_t)``, ``y_t = C S⁻¹ g_t + b``. ``S`` puts the root
+    mean square of each unit's pre-activation at a scale ``q``; the largest ``q`` of
+    ``0.5, 0.2, ..., 0.001`` is taken whose network's loss on ``(X, y)`` is within 0.1%
+    of the linear network's (the smallest, if none is). A larger ``q`` leaves the
+    nonlinearity more room to work from the start; a smaller one is needed where the
+    linear fit is so close to the data that a thousandth of curvature shows.
+    ``S W S⁻¹`` has ``W``'s eigenvalues: the start has the linear network's dynamics.
+
+    Parameters
+    ----------
+    linear : ElmanRNN
+        A trained network with ``nonlinearity="linear"``.
+    nonlinearity : str
+        An activation of :data:`~skkalman._rnn.activations.ACTIVATIONS` without a hidden
+        bias (``tanh``).
+    X, y : tensor of shape (n_sequences, time, n_features / n_targets)
+        Whole training sequences from the zero state; NaN targets are not counted.
+
+    Returns
+    -------
+    weights : dict of str to tensor
+        ``W_hh, W_xh, W_hy, b_y`` (see :class:`StartFrom`).
+    """
+    from .module import MaskedMSELoss
+
+    loss = MaskedMSELoss()
+    W, U, C, b = (getattr(linear, name).detach() for name in ("W_hh", "W_xh", "W_hy", "b_y"))
+    # The same module with the activation swapped (neither trains b_h): no random draw.
+    candidate = copy.deepcopy(linear)
+    candidate.nonlinearity = nonlinearity
+    with torch.no_grad():
+        y_linear, h = linear.run(X)
+        reference = float(loss(y_linear, y))
+        rms = h.square().mean(dim=(0, 1)).sqrt()
+        rms = torch.where(rms > 0, rms, 1.0)
+        for q in _LINEAR_RANGE_SCALES:
+            s = q / rms
+            weights = dict(W_hh=s[:, None] * W / s[None, :], W_xh=s[:, None] * U,
+                           W_hy=C / s[None, :], b_y=b.clone())
+            for name, value in weights.items():
+                getattr(candidate, name).copy_(value)
+            if float(loss(candidate(X), y)) <= reference * (1 + _LINEAR_RANGE_TOLERANCE):
+                break
+    return weights
 
 
 class RecordStability(Callback):
@@ -325,7 +405,8 @@ def small_model_threads(hidden_size, device):
 
 
 def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None, tol,
-                 n_iter_no_change, check_stability=False, device="cpu", verbose=0):
+                 n_iter_no_change, check_stability=False, device="cpu", verbose=0,
+                 starts=None):
     """Train one skorch net per seed; return the one with the lowest validation loss.
 
     With ``check_stability`` (linear networks), a stable network is preferred to an
@@ -349,6 +430,9 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
         Copied for each restart, so each starts afresh.
     tol, n_iter_no_change : float, int
         The plateau rule of :class:`PlateauStopping`.
+    starts : sequence of dict or None, default=None
+        Per seed, weights to start from (see :class:`StartFrom`), or None for the
+        module's random draw; None: every start random.
 
     Returns
     -------
@@ -367,8 +451,9 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
     from skorch.helper import predefined_split
 
     X_train, y_train = train
+    starts = [None] * len(seeds) if starts is None else starts
     best = None
-    for i, seed in enumerate(seeds):
+    for i, (seed, start) in enumerate(zip(seeds, starts, strict=True)):
         if verbose and len(seeds) > 1:
             print(f"restart {i + 1}/{len(seeds)}")
         plateau = PlateauStopping(tol=tol, n_iter_no_change=n_iter_no_change,
@@ -376,6 +461,8 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
         # After the user's callbacks: they all see every epoch before the plateau ends
         # training, and the epoch whose weights it keeps is one they saw too.
         internal = [("stop_on_divergence", StopOnDivergence())]
+        if start is not None:
+            internal.append(("start_from", StartFrom(start)))
         if carry is not None:
             internal.append(("carry_states", CarryStates(*carry)))
         if check_stability:
