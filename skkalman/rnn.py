@@ -253,8 +253,8 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
     def __init__(
         self, hidden_size=8, *, nonlinearity="tanh", max_epochs=100, tol=1e-5,
         n_iter_no_change=10, optimizer="lbfgs", lr=None, batch_size=None, bptt=None,
-        n_init="auto", init="auto", callbacks=None, validation_fraction=0.2, net_params=None, device="cpu",
-        random_state=None, verbose=0,
+        n_init="auto", init="auto", callbacks=None, validation_fraction=0.2, net_params=None,
+        device="cpu", random_state=None, verbose=0,
     ):
         self.hidden_size = hidden_size
         self.nonlinearity = nonlinearity
