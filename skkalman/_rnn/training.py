@@ -406,7 +406,7 @@ def small_model_threads(hidden_size, device):
 
 def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None, tol,
                  n_iter_no_change, check_stability=False, device="cpu", verbose=0,
-                 starts=None):
+                 starts=None, agree=None):
     """Train one skorch net per seed; return the one with the lowest validation loss.
 
     With ``check_stability`` (linear networks), a stable network is preferred to an
@@ -433,6 +433,10 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
     starts : sequence of dict or None, default=None
         Per seed, weights to start from (see :class:`StartFrom`), or None for the
         module's random draw; None: every start random.
+    agree : float, default=None
+        Stop before the last seed once the two lowest validation losses (of restarts
+        equally stable) agree to this relative tolerance: two starts have then found the
+        same optimum, or equally good ones. None runs every seed.
 
     Returns
     -------
@@ -452,7 +456,7 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
 
     X_train, y_train = train
     starts = [None] * len(seeds) if starts is None else starts
-    best = None
+    best, ranks = None, []
     for i, (seed, start) in enumerate(zip(seeds, starts, strict=True)):
         if verbose and len(seeds) > 1:
             print(f"restart {i + 1}/{len(seeds)}")
@@ -483,6 +487,13 @@ def fit_restarts(seeds, *, train, valid, net_params, carry=None, callbacks=None,
         if not np.isfinite(loss):
             raise Diverged(len(net.history), "valid_loss")
         rank = (plateau.kept_stable_, -loss)
+        ranks.append(rank)
         if best is None or rank > best[0]:
             best = (rank, (net, loss, plateau.plateau_))
+        if agree is not None and len(ranks) >= 2:
+            (stable, first), (stable_2, second) = sorted(ranks, reverse=True)[:2]
+            if stable == stable_2 and first - second <= agree * abs(first):
+                if verbose:
+                    print(f"Stopping restarts: two validation losses agree to {agree}.")
+                break
     return best[1]
