@@ -15,7 +15,12 @@ from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman._rnn.activations import ACTIVATIONS
 from skkalman.datasets import lagged_targets, make_lds
 from skkalman.dynamics import _eigenvalue_statistic
-from skkalman.rnn import _forward_sensitivities, _pack_weights, _unpack_weights
+from skkalman.rnn import (
+    _bartlett_bandwidth,
+    _forward_sensitivities,
+    _pack_weights,
+    _unpack_weights,
+)
 
 # Chi-square 95% quantile with 2 degrees of freedom (a complex eigenvalue's ellipse).
 CHI2_2_95 = 5.991
@@ -157,6 +162,26 @@ def _similar_linear_rnn(rnn, T):
     out.W_hh_, out.W_xh_, out.b_h_ = T @ rnn.W_hh_ @ T_inv, T @ rnn.W_xh_, T @ rnn.b_h_
     out.W_hy_ = rnn.W_hy_ @ T_inv
     return out
+
+
+def test_bandwidth_reads_a_slow_part_under_white_noise():
+    rng = np.random.default_rng(0)
+    n, rho = 20_000, 0.9
+    e = rng.standard_normal(n)
+    slow = np.empty(n)
+    slow[0] = e[0] / np.sqrt(1 - rho**2)
+    for t in range(1, n):
+        slow[t] = rho * slow[t - 1] + e[t]
+    white = 3 * rng.standard_normal(n)
+    # Andrews' Bartlett bandwidth from the true autocovariances of slow + white noise:
+    # gamma_k = rho^k / (1 - rho^2) (k >= 1), gamma_0 adds the white variance 9.
+    g1, g0 = rho / (1 - rho**2), 1 / (1 - rho**2) + 9
+    s0, s1 = g0 + 2 * g1 / (1 - rho), 2 * g1 / (1 - rho) ** 2
+    expected = 1.1447 * ((s1 / s0) ** 2 * n) ** (1 / 3)  # 131
+    L = _bartlett_bandwidth([(slow + white)[:n // 2, None], (slow + white)[n // 2:, None]])
+    assert 0.8 * expected < L < 1.25 * expected
+    # (An AR(1) reading, rho = gamma_1 / gamma_0 = 0.33, gives 26: a fifth of the persistence.)
+    assert _bartlett_bandwidth([white[:, None]]) == 1
 
 
 def test_rnn_covariance_unchanged_by_a_change_of_hidden_basis():

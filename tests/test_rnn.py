@@ -459,8 +459,8 @@ def test_n_init_runs_restarts(inputs_data):
     assert three.loss_ <= one.loss_
 
 
-# A tanh network's one start is a linear network's answer (init="auto"), itself the best of
-# four starts.
+# A tanh network's one start is a linear network's answer (init="auto"), itself the better of
+# two starts.
 @pytest.mark.parametrize("nonlinearity, n_starts",
                          [("linear", [4]), ("tanh", [1, 2]), ("relu", [1])])
 def test_auto_restarts(inputs_data, monkeypatch, nonlinearity, n_starts):
