@@ -179,8 +179,9 @@ def test_bandwidth_reads_a_slow_part_under_white_noise():
     s0, s1 = g0 + 2 * g1 / (1 - rho), 2 * g1 / (1 - rho) ** 2
     expected = 1.1447 * ((s1 / s0) ** 2 * n) ** (1 / 3)  # 131
     L = _bartlett_bandwidth([(slow + white)[:n // 2, None], (slow + white)[n // 2:, None]])
+    # (An AR(1) reading, rho = gamma_1 / gamma_0 = 0.33, gives 26: a fifth of that.)
     assert 0.8 * expected < L < 1.25 * expected
-    # (An AR(1) reading, rho = gamma_1 / gamma_0 = 0.33, gives 26: a fifth of the persistence.)
+    # White residuals: no serial correlation to span.
     assert _bartlett_bandwidth([white[:, None]]) == 1
 
 
