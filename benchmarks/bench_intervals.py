@@ -10,8 +10,11 @@ one (a conjugate pair counted once). The figures: the coverage of each system (m
 worst, share of systems in [0.90, 0.98]), the pooled coverage, and the ratio of the
 predicted to the empirical standard deviation of the estimates (1 is right).
 
-Set-ups: the Kalman model and the linear RNN, each input-driven (``X`` = known inputs)
-and forecasting (``X_t = y_{t-1}``, ``feedback_columns``; the truth is the system's ``A``).
+Set-ups: the Kalman model, the linear RNN and the tanh RNN, each input-driven (``X`` =
+known inputs) and forecasting (``X_t = y_{t-1}``, ``feedback_columns``; the truth is the
+system's ``A``). A tanh network's eigenvalues are those of its linearization along the
+trajectory (``DynamicsRecovery``'s default), whose regions carry the slopes' dependence
+on the weights; on data from a linear system its truth is ``A`` too.
 
 Usage::
 
@@ -36,7 +39,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman.datasets import lagged_targets, make_lds
 
-SETUPS = ("kalman-input", "kalman-forecasting", "rnn-input", "rnn-forecasting")
+SETUPS = ("kalman-input", "kalman-forecasting", "rnn-input", "rnn-forecasting", "tanh-input",
+          "tanh-forecasting")
 # Chi-square 95% quantiles: 2 dof for a complex eigenvalue, 1 dof for a real one.
 _CHI2_95 = {2: 5.991, 1: 3.841}
 
@@ -49,7 +53,7 @@ def draw_system(seed, setup, max_states):
     # The RNN has no direct path (y_t = W_hy h_t): a D != 0 costs it n_targets more hidden
     # units, so with as many units as states it misses a mode. Its input-driven systems
     # have D = 0, which measures the intervals, not that limit.
-    direct = False if setup == "rnn-input" else None
+    direct = False if setup in ("rnn-input", "tanh-input") else None
     _, _, system = make_lds(system="random", n_states=n_states, n_inputs=n_inputs,
                             direct_feedthrough=direct, n_samples=10, random_state=seed)
     return system
@@ -71,7 +75,8 @@ def simulate(system, n_samples, seed, setup):
 def make_model(setup, n_states, seed):
     if setup.startswith("kalman"):
         return KalmanFilterRegressor(n_states)
-    return ElmanRNNRegressor(n_states, nonlinearity="linear", random_state=seed)
+    nonlinearity = "tanh" if setup.startswith("tanh") else "linear"
+    return ElmanRNNRegressor(n_states, nonlinearity=nonlinearity, random_state=seed)
 
 
 def coverage_of(estimates, covariances, truth):

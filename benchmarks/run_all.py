@@ -45,8 +45,9 @@ SCRIPTS = {
     "bench_scales": ([], ["--quick"]),
     "bench_rnn": ([], ["--quick"]),
     "bench_rnn_robustness": (["--kalman", "--n-systems", "8"], ["--quick"]),
-    # The simulation studies of DynamicsRecovery at sizes of about 10 minutes each on two
-    # shared cores; their defaults (8 systems x 12 draws, 20 systems) take 25 and 30.
+    # The simulation studies of DynamicsRecovery at sizes of 5 to 10 minutes each on two
+    # shared cores; their defaults (8 systems x 12 draws in six set-ups, 20 systems) take
+    # about 35 and 30.
     "bench_intervals": (["--n-systems", "6", "--n-reps", "8"], ["--quick"]),
     "bench_order": (["--n-systems", "6"], ["--quick"]),
 }
