@@ -1139,7 +1139,7 @@ def many_text(summary):
     >>> print(many_text(summary))  # doctest: +NORMALIZE_WHITESPACE
     forecasting: the Kalman model's median eigenvalue error is 0.02 (90th percentile 0.04);
     rnn_tanh's is 0.1 (0.2), 5x the Kalman model's, and it recovered A in 1 of 4 runs, with
-    forecasts at a median 1.2x the optimum's MSE.
+    forecasts at a median 1.200x the optimum's MSE.
     """
     lines = []
     for setup, models in summary.items():
@@ -1155,7 +1155,7 @@ def many_text(summary):
                 f"{name}'s is {s['eigenvalue_error']['median']:.3g} "
                 f"({s['eigenvalue_error']['p90']:.3g}), {ratio:.2g}x the Kalman model's, and "
                 f"it recovered A in {s.get('recovered', 0)} of {s['n_runs']} runs, with "
-                f"forecasts at a median {s['mse_ratio']['median']:.3g}x the optimum's MSE")
+                f"forecasts at a median {s['mse_ratio']['median']:.3f}x the optimum's MSE")
         lines.append("; ".join(parts) + ".")
     return "\n".join(lines)
 
