@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from ._atomic import atomic_fit
+from ._kalman.subspace import _autocovariances
 from ._rnn.activations import ACTIVATIONS
 from ._rnn.data import split_rows
 from ._sequences import restore_y_shape, validate_sequences
@@ -920,18 +921,8 @@ def _bartlett_bandwidth(segments):
     ``L = 1``.
     """
     n = sum(len(u) for u in segments)
-
-    def autocovariance(k):
-        pairs = [(u[k:], u[:-k] if k else u) for u in segments if len(u) > k]
-        if not pairs:
-            return None
-        return (sum(np.sum(a * b, axis=0) for a, b in pairs)
-                / sum(len(a) for a, _ in pairs))
-
-    gamma = [autocovariance(k) for k in range(3)]
-    if gamma[2] is None:
-        return 1
-    g0, g1, g2 = gamma
+    # Each target's own autocovariances at lags 0, 1, 2 (zero where no segment is longer).
+    g0, g1, g2 = np.diagonal(_autocovariances(segments, 2), axis1=1, axis2=2)
     live = (g0 > 0) & (np.abs(g1) > 2 * g0 / np.sqrt(n))
     if not live.any():
         return 1
