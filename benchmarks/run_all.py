@@ -48,7 +48,7 @@ SCRIPTS = {
     # The simulation studies of DynamicsRecovery at sizes of 5 to 10 minutes each on two
     # shared cores; their defaults (8 systems x 12 draws in six set-ups, 20 systems) take
     # about 35 and 30.
-    "bench_intervals": (["--n-systems", "6", "--n-reps", "8"], ["--quick"]),
+    "bench_intervals": (["--n-systems", "16", "--n-reps", "8"], ["--quick"]),
     "bench_order": (["--n-systems", "6"], ["--quick"]),
 }
 COLUMNS = ["tool", "data", "figure", "value", "skkalman", "ratio", "note"]
