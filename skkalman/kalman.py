@@ -279,6 +279,52 @@ def _input_moments(sequences):
     return X.mean(axis=0), centred.T @ centred / X.shape[0]
 
 
+# A certified maximum whose process noise covariance has an eigenvalue below this fraction
+# of its largest is searched again with Q's Cholesky diagonal in plain coordinates.
+_NEARLY_SINGULAR = 1e-2
+_MAX_SINGULAR_ROUNDS = 3
+
+
+def _towards_singular_process_noise(result, parametrization, sequences, monitor, tol,
+                                    n_observed):
+    """Climb on from a certified maximum whose ``Q`` is nearly singular.
+
+    The search's log-Cholesky coordinates keep ``Q`` positive definite by putting a
+    singular ``Q`` infinitely far away; where the likelihood rises towards one (a state
+    whose process noise is all but zero), its local quadratic model sees a fraction of
+    the remaining gain, and the point is certified short of the maximum (measured: 0.19
+    nats, with a Newton decrement of 0.0009). In plain Cholesky coordinates (the diagonal
+    itself, which may reach zero) the same likelihood is smooth up to the boundary. So:
+    a cheap climb in plain coordinates (no Hessian), and where it gains more than
+    ``tol``, a certified search in plain coordinates (or, where the checks fail there, in
+    the usual ones) from where it got; repeated while it gains. The result replaces the
+    certified one only when it is certified too.
+    """
+    for _ in range(_MAX_SINGULAR_ROUNDS):
+        w = np.linalg.eigvalsh(result.params.Q)
+        if not w[0] < _NEARLY_SINGULAR * w[-1] or monitor.budget == 0:
+            break
+        # A cheap look first (no Hessian): most nearly singular Q have nothing to gain.
+        climb = quasi_newton(result.params, result.log_likelihood, sequences,
+                             parametrization.at(result.params, plain={"Q"}), monitor,
+                             tol=tol, n_observed=n_observed, certify=False)
+        if not climb.log_likelihood > result.log_likelihood + tol:
+            break
+        climb = quasi_newton(result.params, result.log_likelihood, sequences,
+                             parametrization.at(result.params, plain={"Q"}), monitor,
+                             tol=tol, n_observed=n_observed)
+        if not climb.certified:
+            # (e.g. curvature the checks cannot resolve at the boundary): certify where it
+            # got in the usual coordinates.
+            climb = quasi_newton(climb.params, climb.log_likelihood, sequences,
+                                 parametrization.at(climb.params), monitor, tol=tol,
+                                 n_observed=n_observed)
+        if not (climb.certified and climb.log_likelihood >= result.log_likelihood):
+            break
+        result = climb
+    return result
+
+
 class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     """Linear-Gaussian state-space model (Kalman filter) learned by maximum likelihood.
 
@@ -705,6 +751,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             params = _normalized_basis(params, stats)
         result = quasi_newton(params, ll, sequences, parametrization, monitor, tol=self.tol,
                               n_observed=n_observed, certify=certify)
+        if certify and result.certified and "Q" in parametrization.free:
+            result = _towards_singular_process_noise(result, parametrization, sequences,
+                                                     monitor, self.tol, n_observed)
         if result.certified:
             monitor.certify(result.reason)
         else:

@@ -242,6 +242,24 @@ def test_eigenvalues_with_inputs_invariant_to_similarity():
 
 
 @pytest.mark.slow
+def test_certified_fit_climbs_on_towards_a_singular_process_noise(monkeypatch):
+    # A random system whose process noise is about 1e-3 of the measurement noise: the
+    # log-Cholesky search certified a point 0.19 nats short of the maximum (a singular Q
+    # is infinitely far away in its coordinates); the second look in plain Cholesky
+    # coordinates reaches it, and certifies it.
+    lengths = [2790, 2790, 4790]
+    X, y, _ = make_lds(system="random", n_samples=sum(lengths), lengths=lengths,
+                       random_state=9)
+    X, y, train = X[:8370], y[:8370], [2790, 2790, 2790]
+    model = KalmanFilterRegressor(5).fit(X, y, lengths=train)
+    monkeypatch.setattr("skkalman.kalman._NEARLY_SINGULAR", 0.0)  # no second look
+    short = KalmanFilterRegressor(5).fit(X, y, lengths=train)
+    assert model.converged_ and short.converged_
+    gain = model.log_likelihood(X, y, lengths=train) - short.log_likelihood(X, y, lengths=train)
+    assert gain > 0.1
+
+
+@pytest.mark.slow
 def test_predict_is_a_good_forecaster_with_lagged_targets():
     # X_t = y_{t-1}: predict(X) uses inputs only, so it forecasts well only if the model
     # carries the past through B (the Kalman predictor's form).

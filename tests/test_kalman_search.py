@@ -109,6 +109,36 @@ def test_parametrization_gradient_matches_finite_differences(stationary, missing
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5)
 
 
+def test_plain_cholesky_coordinates_reach_a_singular_covariance():
+    # Q's Cholesky diagonal as plain coordinates (the search's second look at a nearly
+    # singular Q): a zero diagonal entry is a singular Q, a negative one a valid Q, and
+    # the gradient is exact there too.
+    params, sequences = _problem(5)
+    params = _perturbed(params, 5)
+    par = Parametrization(params, {"A", "C", "Q", "R"}, np.array([True, False]),
+                          np.array([True, True]), plain={"Q"})
+    theta = par.pack(params)
+    np.testing.assert_allclose(par.unpack(theta).Q, params.Q, atol=1e-13)
+    q = par._blocks[[name for name, _ in par._blocks].index("Q")][1]
+    diagonal = q.start + np.array([0, 2])  # the tril order of a 2 x 2 factor: 00, 10, 11
+    singular = theta.copy()
+    singular[diagonal[1]] = 0.0
+    assert np.linalg.matrix_rank(par.unpack(singular).Q) == 1
+    negative = theta.copy()
+    negative[diagonal[0]] *= -0.5
+
+    def ll(t):
+        return log_likelihood(par.unpack(t), sequences)
+
+    p = par.unpack(negative)
+    stats, _ = e_step(p, sequences)
+    analytic = par.gradient(expected_gradient(stats, p), p, negative)
+    h = 1e-6
+    numeric = np.array([(ll(negative + h * e) - ll(negative - h * e)) / (2 * h)
+                        for e in np.eye(negative.size)])
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5)
+
+
 def test_pack_unpack_round_trip_and_held_values():
     params, _ = _problem(1)
     par = Parametrization(params, {"A", "Q"}, np.array([False, False]),

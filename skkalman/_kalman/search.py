@@ -87,11 +87,15 @@ class Parametrization:
         being held or free.
     input_mean, input_covariance : ndarray, default=None
         Moments of the inputs, for the stationary prior.
+    plain : set of str, default=()
+        Covariances whose Cholesky diagonal is a coordinate itself rather than its log:
+        the factor may then reach a singular covariance (and its sign is free).
     """
 
     def __init__(self, params, free, b_columns, d_columns, *, stationary_prior=False,
-                 input_mean=None, input_covariance=None):
+                 input_mean=None, input_covariance=None, plain=()):
         self.base = params
+        self.plain = frozenset(plain)
         self.free = [name for name in PARAM_NAMES if name in free and name not in ("B", "D")]
         self.b_columns = np.asarray(b_columns, dtype=bool)
         self.d_columns = np.asarray(d_columns, dtype=bool)
@@ -107,6 +111,13 @@ class Parametrization:
                 self._blocks.append((name, slice(i, i + size)))
                 i += size
         self.size = i
+
+    def at(self, params, plain=()):
+        """The same coordinates around ``params``, with ``plain`` covariances' Cholesky
+        diagonals in plain (not log) coordinates."""
+        return Parametrization(params, self.free, self.b_columns, self.d_columns,
+                               stationary_prior=self.stationary, input_mean=self.input_mean,
+                               input_covariance=self.input_covariance, plain=plain)
 
     def _size(self, name):
         template = getattr(self.base, name)
@@ -127,7 +138,9 @@ class Parametrization:
             value = getattr(params, name)
             if name in _COVARIANCES:
                 L = cho_factor_psd(value)
-                theta[rows] = _log_diagonal(L)[np.tril_indices(L.shape[0])]
+                if name not in self.plain:
+                    L = _log_diagonal(L)
+                theta[rows] = L[np.tril_indices(L.shape[0])]
             elif name == "B":
                 theta[rows] = value[:, self.b_columns].ravel()
             elif name == "D":
@@ -145,7 +158,8 @@ class Parametrization:
                 n = template.shape[0]
                 L = np.zeros((n, n))
                 L[np.tril_indices(n)] = theta[rows]
-                L[np.diag_indices(n)] = np.exp(np.diag(L))
+                if name not in self.plain:
+                    L[np.diag_indices(n)] = np.exp(np.diag(L))
                 changes[name] = symmetrize(L @ L.T)
             elif name in ("B", "D"):
                 columns = self.b_columns if name == "B" else self.d_columns
@@ -161,17 +175,27 @@ class Parametrization:
             params = params.replace(initial_state_mean=m0, initial_state_covariance=P0)
         return params
 
-    def gradient(self, grads, params):
-        """``d log p / d theta`` from the matrix gradients of :func:`expected_gradient`."""
+    def gradient(self, grads, params, theta=None):
+        """``d log p / d theta`` from the matrix gradients of :func:`expected_gradient`.
+
+        ``theta``: the point itself, needed where a ``plain`` covariance's Cholesky
+        diagonal may be negative (``params`` alone gives the factor with a positive one).
+        """
         if self.stationary:
             grads = self._through_stationary_prior(grads, params)
         g = np.empty(self.size)
         for name, rows in self._blocks:
             G = grads[name]
             if name in _COVARIANCES:
-                L = cho_factor_psd(getattr(params, name))
+                if name in self.plain and theta is not None:
+                    n = G.shape[0]
+                    L = np.zeros((n, n))
+                    L[np.tril_indices(n)] = theta[rows]
+                else:
+                    L = cho_factor_psd(getattr(params, name))
                 dL = 2.0 * G @ L  # d log p / dL for Sigma = L L^T, G symmetric
-                dL[np.diag_indices_from(dL)] *= np.diag(L)  # through L_ii = exp(l_ii)
+                if name not in self.plain:
+                    dL[np.diag_indices_from(dL)] *= np.diag(L)  # through L_ii = exp(l_ii)
                 g[rows] = dL[np.tril_indices(L.shape[0])]
             elif name == "B":
                 g[rows] = G[:, self.b_columns].ravel()
@@ -261,10 +285,11 @@ class _Objective:
             ll, grad, params = -np.inf, np.zeros(self.par.size), None
             self.stats = None
             try:
-                params = self.par.unpack(self.theta(eta))
+                theta = self.theta(eta)
+                params = self.par.unpack(theta)
                 stats, ll = e_step(params, self.sequences)
                 self.stats = stats
-                grad = self.par.gradient(expected_gradient(stats, params), params)
+                grad = self.par.gradient(expected_gradient(stats, params), params, theta)
             except (linalg.LinAlgError, ValueError, FloatingPointError):
                 ll = -np.inf
             if not np.isfinite(ll) or not np.all(np.isfinite(grad)):
@@ -595,7 +620,7 @@ def _complete_data_inverse_hessian(parametrization, stats, theta, basis, n_obser
 
     def gradient(t):
         params = parametrization.unpack(t)
-        return basis.T @ parametrization.gradient(expected_gradient(stats, params), params)
+        return basis.T @ parametrization.gradient(expected_gradient(stats, params), params, t)
 
     try:
         columns = [(gradient(theta + h * b) - gradient(theta - h * b)) / (2 * h)
