@@ -433,9 +433,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     identity). The search stops on a certificate, not on a stall: when its model predicts
     that a Newton step would gain less than ``tol``, the Hessian is computed by central
     differences of the gradient; a maximum is certified when it is positive definite (up
-    to flat directions: curvature below 1e-6 of the largest) and its Newton decrement is
+    to flat directions: curvature below 1e-7 of the largest) and its Newton decrement is
     below ``tol``. Directions of negative curvature are probed (steps of 0.01 to 1 along
-    each): one that climbs continues the search, none that does makes them flat. The
+    each): one that climbs continues the search, none that does makes them flat. A
+    certified point whose ``Q`` is nearly singular is searched again with ``Q``'s Cholesky
+    diagonal in plain coordinates, which reach a singular ``Q`` (log-Cholesky ones put it
+    infinitely far away, and their local model can miss most of a climb towards it). The
     Hessian at the maximum is the observed information, kept for the uncertainty of what
     :class:`~skkalman.DynamicsRecovery` derives from the fit. On 50 random systems
     (``benchmarks/bench_kalman_robustness.py``) an independent L-BFGS search started
