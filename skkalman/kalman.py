@@ -295,10 +295,11 @@ def _towards_singular_process_noise(result, parametrization, sequences, monitor,
     the remaining gain, and the point is certified short of the maximum (measured: 0.19
     nats, with a Newton decrement of 0.0009). In plain Cholesky coordinates (the diagonal
     itself, which may reach zero) the same likelihood is smooth up to the boundary. So:
-    a cheap climb in plain coordinates (no Hessian), and where it gains more than
-    ``tol``, a certified search in plain coordinates (or, where the checks fail there, in
-    the usual ones) from where it got; repeated while it gains. The result replaces the
-    certified one only when it is certified too.
+    a cheap climb in plain coordinates (no Hessian, to see whether there is anything to
+    gain), and where it gains more than ``tol``, a certified search in plain coordinates
+    from the certified point (continued in the usual coordinates where the checks fail
+    at the boundary); repeated while it gains. The result replaces the certified one only
+    when it is certified too.
     """
     for _ in range(_MAX_SINGULAR_ROUNDS):
         w = np.linalg.eigvalsh(result.params.Q)
