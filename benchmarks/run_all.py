@@ -45,9 +45,10 @@ SCRIPTS = {
     "bench_scales": ([], ["--quick"]),
     "bench_rnn": ([], ["--quick"]),
     "bench_rnn_robustness": (["--kalman", "--n-systems", "8"], ["--quick"]),
-    # The simulation studies of DynamicsRecovery at sizes of 5 to 10 minutes each on two
-    # shared cores; their defaults (8 systems x 12 draws in six set-ups, 20 systems) take
-    # about 35 and 30.
+    # The simulation studies of DynamicsRecovery on two shared cores: the coverage study on
+    # 16 systems x 8 draws in six set-ups (about 20 minutes: the misses sit on a few of
+    # systems 8 to 15, which its default of 8 systems never draws), order selection on 6
+    # (about 5; its default of 20 takes about 30).
     "bench_intervals": (["--n-systems", "16", "--n-reps", "8"], ["--quick"]),
     "bench_order": (["--n-systems", "6"], ["--quick"]),
 }
