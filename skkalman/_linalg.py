@@ -14,6 +14,10 @@ __all__ = [
 ]
 
 _blas_controller = None
+# LAPACK's double-precision Cholesky factorization and solve, called directly: the search
+# makes thousands of small calls, where scipy.linalg's argument checks cost more than the
+# arithmetic.
+_potrf, _potrs = linalg.get_lapack_funcs(("potrf", "potrs"), (np.zeros(1),))
 
 
 def one_blas_thread():
@@ -80,18 +84,19 @@ def cho_factor_psd(S, jitter=1e-12):
     True
     """
     S = symmetrize(np.asarray(S, dtype=float))
-    try:
-        return linalg.cholesky(S, lower=True, check_finite=False)
-    except linalg.LinAlgError:
-        pass
+    if S.size == 0:
+        return S.copy()
+    L, info = _potrf(S, lower=1, clean=1)
+    if info == 0:
+        return L
     scale = max(float(np.max(np.abs(np.diag(S)))), np.finfo(float).tiny)
     eps = jitter
     eye = np.eye(S.shape[0])
     while eps < 1.0:
-        try:
-            return linalg.cholesky(S + eps * scale * eye, lower=True, check_finite=False)
-        except linalg.LinAlgError:
-            eps *= 100.0
+        L, info = _potrf(S + eps * scale * eye, lower=1, clean=1)
+        if info == 0:
+            return L
+        eps *= 100.0
     raise linalg.LinAlgError("matrix is not positive semi-definite, even after jitter")
 
 
@@ -105,7 +110,13 @@ def cho_solve(L, B):
     >>> cho_solve(L, np.array([4.0, 2.0]))
     array([1., 0.])
     """
-    return linalg.cho_solve((L, True), B, check_finite=False)
+    B = np.asarray(B, dtype=float)
+    if B.size == 0:
+        return np.zeros(B.shape)
+    X, info = _potrs(L, B, lower=1)
+    if info != 0:
+        raise ValueError(f"illegal value in argument {-info} of LAPACK's dpotrs")
+    return X
 
 
 def cho_logdet(L):

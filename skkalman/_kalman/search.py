@@ -16,11 +16,13 @@ Two things make that search well posed:
   driven local coordinates, McKelvey, Helmersson & Ribarits 2004), re-centred whenever a
   run of the optimizer ends.
 
-The search stops on a gradient criterion, never on a stall: a point is certified when the
-gain a Newton step would still bring, estimated from the search's own curvature model, and
-the largest gradient entry per observed value are both below the tolerance.
+The search stops on a certificate, never on a stall: a point is certified when the gain a
+Newton step would still bring is below the tolerance, first as the search's own curvature
+model predicts it and then as the Hessian (central differences of the exact gradient)
+confirms it (see :func:`quasi_newton`).
 """
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -31,6 +33,14 @@ from .em import PARAM_NAMES, e_step, expected_gradient
 
 __all__ = ["ObservedInformation", "Parametrization", "StationaryPriorError", "quasi_newton",
            "stationary_prior", "transform"]
+
+
+@functools.lru_cache(maxsize=64)
+def _tril_indices(n):
+    """``np.tril_indices(n)``, computed once per size (the search asks thousands of times)."""
+    rows, columns = np.tril_indices(n)
+    rows.flags.writeable = columns.flags.writeable = False
+    return rows, columns
 
 _COVARIANCES = ("Q", "R", "initial_state_covariance")
 
@@ -140,7 +150,7 @@ class Parametrization:
                 L = cho_factor_psd(value)
                 if name not in self.plain:
                     L = _log_diagonal(L)
-                theta[rows] = L[np.tril_indices(L.shape[0])]
+                theta[rows] = L[_tril_indices(L.shape[0])]
             elif name == "B":
                 theta[rows] = value[:, self.b_columns].ravel()
             elif name == "D":
@@ -157,7 +167,7 @@ class Parametrization:
             if name in _COVARIANCES:
                 n = template.shape[0]
                 L = np.zeros((n, n))
-                L[np.tril_indices(n)] = theta[rows]
+                L[_tril_indices(n)] = theta[rows]
                 if name not in self.plain:
                     L[np.diag_indices(n)] = np.exp(np.diag(L))
                 changes[name] = symmetrize(L @ L.T)
@@ -190,13 +200,13 @@ class Parametrization:
                 if name in self.plain and theta is not None:
                     n = G.shape[0]
                     L = np.zeros((n, n))
-                    L[np.tril_indices(n)] = theta[rows]
+                    L[_tril_indices(n)] = theta[rows]
                 else:
                     L = cho_factor_psd(getattr(params, name))
                 dL = 2.0 * G @ L  # d log p / dL for Sigma = L L^T, G symmetric
                 if name not in self.plain:
                     dL[np.diag_indices_from(dL)] *= np.diag(L)  # through L_ii = exp(l_ii)
-                g[rows] = dL[np.tril_indices(L.shape[0])]
+                g[rows] = dL[_tril_indices(L.shape[0])]
             elif name == "B":
                 g[rows] = G[:, self.b_columns].ravel()
             elif name == "D":
