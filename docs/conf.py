@@ -30,7 +30,8 @@ extensions = [
 ]
 autosummary_generate = True
 numpydoc_show_class_members = False
-exclude_patterns = ["_build", "auto_examples/*.ipynb", "benchmarks/results", "benchmarks/_generated"]
+exclude_patterns = ["_build", "auto_examples/*.ipynb", "benchmarks/results",
+                    "benchmarks/_generated"]
 html_theme = "alabaster"
 
 sphinx_gallery_conf = {
