@@ -643,8 +643,8 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                 # The likeliest starts race (on random systems the basin of the maximum
                 # is not always the likeliest start's): each climbs until its quasi-Newton
                 # model sees no more than tol to gain, or for _RACE iterations. The
-                # leader (the n_init leaders) go on with the whole budget, each to its
-                # certified maximum.
+                # leader (with n_init > 1, the n_init leaders) goes on with the whole
+                # budget to its certified maximum.
                 heats = [run(start, _RACE, race=True) for start in starts]
                 heats.sort(key=lambda heat: -heat[1].best)
                 for params, monitor, _ in heats[:wanted]:
