@@ -9,8 +9,11 @@ from skkalman._kalman import StateSpaceParams
 from skkalman._kalman.em import PARAM_NAMES, e_step, expected_gradient, log_likelihood, m_step
 from skkalman._kalman.monitor import ConvergenceMonitor
 from skkalman._kalman.search import (
+    _PROBES,
     Parametrization,
     StationaryPriorError,
+    _Objective,
+    _probe_unresolved,
     stationary_prior,
     transform,
 )
@@ -107,6 +110,49 @@ def test_parametrization_gradient_matches_finite_differences(stationary, missing
     numeric = np.array([(ll(theta + h * e) - ll(theta - h * e)) / (2 * h)
                         for e in np.eye(theta.size)])
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("stationary", [False, True])
+def test_probes_use_the_filter_alone_and_return_the_best_climb(stationary):
+    # The probes along unresolved directions score candidates by the filter's
+    # log-likelihood alone: the same number the full objective gives, inf where the
+    # parameters leave the domain, and the best climb comes back with its gradient.
+    params, sequences = _problem(5, missing=0.2)
+    params = _perturbed(params, 5)
+    x_all = np.vstack([X for X, _ in sequences])
+    par = Parametrization(params, {"A", "C", "Q", "R"}, np.array([True, False]),
+                          np.array([True, True]), stationary_prior=stationary,
+                          input_mean=x_all.mean(axis=0),
+                          input_covariance=np.cov(x_all, rowvar=False, bias=True))
+    theta0 = par.pack(params)
+    basis = np.eye(theta0.size)
+    objective = _Objective(par, sequences, 80, theta0, basis)
+    rng = np.random.default_rng(0)
+    for eta in 0.05 * rng.standard_normal((4, theta0.size)):
+        assert objective.value(eta) == objective(eta)[0]
+    A_entry = 0  # theta's first entry is A[0, 0]: far out, A is unstable
+    far = np.zeros(theta0.size)
+    far[A_entry] = 50.0
+    if stationary:
+        assert objective.value(far) == np.inf == objective(far)[0]
+    # A made-up Hessian with one negative direction: the probe returns the best of the
+    # climbing points along it (computed here by brute force), with its gradient.
+    x = np.zeros(theta0.size)
+    f, _ = objective(x)
+    direction = np.zeros(theta0.size)
+    direction[A_entry] = 1.0
+    hessian = np.diag(np.where(direction > 0, -1.0, 1.0))
+    found = _probe_unresolved(objective, x, f, hessian, target=0.0)
+    candidates = [x + sign * length * direction for length in _PROBES
+                  for sign in (1.0, -1.0)]
+    values = [objective(c)[0] for c in candidates]
+    best = int(np.argmin(values))
+    if values[best] < f:
+        np.testing.assert_array_equal(found[0], candidates[best])
+        assert found[1] == values[best]
+        np.testing.assert_array_equal(found[2], objective(candidates[best])[1])
+    else:
+        assert found is None
 
 
 def test_plain_cholesky_coordinates_reach_a_singular_covariance():

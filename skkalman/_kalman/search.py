@@ -29,7 +29,7 @@ import numpy as np
 from scipy import linalg
 
 from .._linalg import cho_factor_psd, symmetrize
-from .em import PARAM_NAMES, e_step, expected_gradient
+from .em import PARAM_NAMES, e_step, expected_gradient, log_likelihood
 
 __all__ = ["ObservedInformation", "Parametrization", "StationaryPriorError", "quasi_newton",
            "stationary_prior", "transform"]
@@ -313,6 +313,15 @@ class _Objective:
             return np.inf, np.zeros(eta.size)
         return -ll / self.n_observed, -(self.basis.T @ grad) / self.n_observed
 
+    def value(self, eta):
+        """The objective alone, from the filter (no smoother, no gradient): the same
+        number as ``self(eta)[0]`` wherever that is finite, for a fraction of its cost."""
+        try:
+            ll = log_likelihood(self.par.unpack(self.theta(eta)), self.sequences)
+        except (linalg.LinAlgError, ValueError, FloatingPointError):
+            return np.inf
+        return -ll / self.n_observed if np.isfinite(ll) else np.inf
+
 
 class SearchResult(NamedTuple):
     """Outcome of :func:`quasi_newton`."""
@@ -584,15 +593,20 @@ def _probe_unresolved(objective, x, f, hessian, target):
     """
     w, V = np.linalg.eigh(hessian)
     floor = _FLAT * max(float(w.max()), 1e-300)
-    best = None
+    climbs = []
     for j in np.flatnonzero(w <= floor)[:_MAX_PROBED_DIRECTIONS]:
         for length in _PROBES:
             for sign in (1.0, -1.0):
                 candidate = x + sign * length * V[:, j]
-                f_c, g_c = objective(candidate)
-                if np.isfinite(f_c) and f_c < f - target and (best is None or f_c < best[1]):
-                    best = (candidate, f_c, g_c)
-    return best
+                f_c = objective.value(candidate)  # (the filter alone: probes are many)
+                if f_c < f - target:
+                    climbs.append((f_c, len(climbs), candidate))
+    # The best probe whose gradient can be had too (where the smoother fails, the next).
+    for _, _, candidate in sorted(climbs, key=lambda climb: climb[:2]):
+        f_c, g_c = objective(candidate)
+        if np.isfinite(f_c):
+            return candidate, f_c, g_c
+    return None
 
 
 def _positive_inverse(hessian):
