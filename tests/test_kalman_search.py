@@ -155,6 +155,34 @@ def test_probes_use_the_filter_alone_and_return_the_best_climb(stationary):
         assert found is None
 
 
+def test_a_scored_trial_reuses_its_filter_and_gives_the_same_iterate():
+    # The line search scores a trial by the filter alone and adds the smoother and the
+    # gradient only where it is accepted, reusing that filter: the iterate must be
+    # exactly what a fresh evaluation gives.
+    params, sequences = _problem(6, missing=0.2, lengths=[50, 30])
+    params = _perturbed(params, 6)
+    par = Parametrization(params, {"A", "C", "Q", "R"}, np.array([True, False]),
+                          np.array([True, True]))
+    theta0 = par.pack(params)
+    eta = 0.03 * np.random.default_rng(1).standard_normal(theta0.size)
+    reused = _Objective(par, sequences, 80, theta0, np.eye(theta0.size))
+    fresh = _Objective(par, sequences, 80, theta0, np.eye(theta0.size))
+    assert reused.value(eta) == fresh(eta)[0]
+    f, g = reused(eta)
+    f_fresh, g_fresh = fresh(eta)
+    assert f == f_fresh
+    np.testing.assert_array_equal(g, g_fresh)
+    stats, ll = e_step(par.unpack(theta0 + eta), sequences)
+    np.testing.assert_array_equal(reused.stats.S_cur_prev, stats.S_cur_prev)
+    assert -ll / 80 == f
+    # A filter kept for one trial is never used for another point.
+    other = 2 * eta
+    reused.value(eta)
+    f_other, g_other = reused(other)
+    assert f_other == fresh(other)[0] != f
+    np.testing.assert_array_equal(g_other, fresh(other)[1])
+
+
 def test_plain_cholesky_coordinates_reach_a_singular_covariance():
     # Q's Cholesky diagonal as plain coordinates (the search's second look at a nearly
     # singular Q): a zero diagonal entry is a singular Q, a negative one a valid Q, and

@@ -101,7 +101,7 @@ def _completed_measurements(params, X, y, means, covariances):
     return y_hat, cov_ys, np.tril(cov_yy) + np.tril(cov_yy, -1).T
 
 
-def e_step(params, sequences):
+def e_step(params, sequences, filtered=None):
     """Expected complete-data statistics under p(s | x, y) and ``log p(y | x)``.
 
     Parameters
@@ -110,6 +110,9 @@ def e_step(params, sequences):
     sequences : list of (X, y) pairs
         ``X`` of shape ``(T, n_features)``, ``y`` of shape ``(T, n_targets)`` with NaN
         for missing entries.
+    filtered : list of FilterResult, default=None
+        :func:`~skkalman._kalman.kalman_filter` of each sequence under ``params``, when
+        already computed (the filter is then not run again).
 
     Returns
     -------
@@ -143,10 +146,10 @@ def e_step(params, sequences):
     )
     n_transitions = n_rows = 0
     total = 0.0
-    for X, y in sequences:
-        filtered = kalman_filter(params, X, y)
-        smoothed = rts_smoother(params, filtered)
-        total += filtered.log_likelihood
+    for k, (X, y) in enumerate(sequences):
+        filtered_k = kalman_filter(params, X, y) if filtered is None else filtered[k]
+        smoothed = rts_smoother(params, filtered_k)
+        total += filtered_k.log_likelihood
         M, P, P_lag = smoothed
         T = M.shape[0]
         # Sums over rows as products with ones (BLAS): several times faster than NumPy's

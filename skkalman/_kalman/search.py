@@ -29,7 +29,8 @@ import numpy as np
 from scipy import linalg
 
 from .._linalg import cho_factor_psd, symmetrize
-from .em import PARAM_NAMES, e_step, expected_gradient, log_likelihood
+from .em import PARAM_NAMES, e_step, expected_gradient
+from .filter import kalman_filter
 
 __all__ = ["ObservedInformation", "Parametrization", "StationaryPriorError", "quasi_newton",
            "stationary_prior", "transform"]
@@ -285,6 +286,7 @@ class _Objective:
         self.basis = basis
         self._key = None
         self._value = None
+        self._filtered = (None, None)  # (key, filter results) of the last value()
 
     def theta(self, eta):
         return self.theta0 + self.basis @ eta
@@ -297,7 +299,9 @@ class _Objective:
             try:
                 theta = self.theta(eta)
                 params = self.par.unpack(theta)
-                stats, ll = e_step(params, self.sequences)
+                filtered = self._filtered[1] if self._filtered[0] == key else None
+                self._filtered = (None, None)  # (used once: no second copy held)
+                stats, ll = e_step(params, self.sequences, filtered)
                 self.stats = stats
                 grad = self.par.gradient(expected_gradient(stats, params), params, theta)
             except (linalg.LinAlgError, ValueError, FloatingPointError):
@@ -315,12 +319,21 @@ class _Objective:
 
     def value(self, eta):
         """The objective alone, from the filter (no smoother, no gradient): the same
-        number as ``self(eta)[0]`` wherever that is finite, for a fraction of its cost."""
+        number as ``self(eta)[0]`` wherever that is finite, for a fraction of its cost.
+        The filter's results are kept, so that ``self(eta)`` next only adds the rest."""
+        self._filtered = (None, None)
         try:
-            ll = log_likelihood(self.par.unpack(self.theta(eta)), self.sequences)
+            params = self.par.unpack(self.theta(eta))
+            filtered = [kalman_filter(params, X, y) for X, y in self.sequences]
         except (linalg.LinAlgError, ValueError, FloatingPointError):
             return np.inf
-        return -ll / self.n_observed if np.isfinite(ll) else np.inf
+        ll = 0.0
+        for result in filtered:
+            ll += result.log_likelihood
+        if not np.isfinite(ll):
+            return np.inf
+        self._filtered = (eta.tobytes(), filtered)
+        return -ll / self.n_observed
 
 
 class SearchResult(NamedTuple):
@@ -617,13 +630,19 @@ def _positive_inverse(hessian):
 
 
 def _backtrack(objective, x, f, g, step):
-    """Largest ``alpha = 2^-j`` with Armijo's decrease along ``step``; None if none."""
+    """Largest ``alpha = 2^-j`` with Armijo's decrease along ``step``; None if none.
+
+    Each trial is scored by the filter alone; the smoother and the gradient are added
+    only where Armijo's test passes (a rejected trial costs a fraction of an iterate).
+    """
     slope = float(g @ step)
     alpha = 1.0
     for _ in range(_MAX_HALVINGS):
-        f_new, g_new = objective(x + alpha * step)
-        if np.isfinite(f_new) and f_new <= f + _ARMIJO * alpha * slope:
-            return alpha, f_new, g_new
+        candidate = x + alpha * step
+        if objective.value(candidate) <= f + _ARMIJO * alpha * slope:
+            f_new, g_new = objective(candidate)
+            if np.isfinite(f_new):  # (infinite where the smoother fails: a rejection)
+                return alpha, f_new, g_new
         alpha *= 0.5
     return None, f, g
 
