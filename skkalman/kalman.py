@@ -305,18 +305,17 @@ def _towards_singular_process_noise(result, parametrization, sequences, monitor,
         w = np.linalg.eigvalsh(result.params.Q)
         if not w[0] < _NEARLY_SINGULAR * w[-1] or monitor.budget == 0:
             break
+        plain = parametrization.at(result.params, plain={"Q"})
         # A cheap look first (no Hessian): most nearly singular Q have nothing to gain.
-        climb = quasi_newton(result.params, result.log_likelihood, sequences,
-                             parametrization.at(result.params, plain={"Q"}), monitor,
-                             tol=tol, n_observed=n_observed, certify=False)
+        climb = quasi_newton(result.params, result.log_likelihood, sequences, plain,
+                             monitor, tol=tol, n_observed=n_observed, certify=False)
         if not climb.log_likelihood > result.log_likelihood + tol:
             break
         # From the certified point again, not from the climb's end: measured on the system
         # that needed this (see the tests), the Hessian checks failed from the climb's end
         # in both coordinates and certified from the certified point.
-        climb = quasi_newton(result.params, result.log_likelihood, sequences,
-                             parametrization.at(result.params, plain={"Q"}), monitor,
-                             tol=tol, n_observed=n_observed)
+        climb = quasi_newton(result.params, result.log_likelihood, sequences, plain,
+                             monitor, tol=tol, n_observed=n_observed)
         if not climb.certified:
             # (e.g. curvature the checks cannot resolve at the boundary): certify where it
             # got in the usual coordinates.

@@ -327,9 +327,7 @@ class _Objective:
             filtered = [kalman_filter(params, X, y) for X, y in self.sequences]
         except (linalg.LinAlgError, ValueError, FloatingPointError):
             return np.inf
-        ll = 0.0
-        for result in filtered:
-            ll += result.log_likelihood
+        ll = sum(result.log_likelihood for result in filtered)  # (as em.log_likelihood)
         if not np.isfinite(ll):
             return np.inf
         self._filtered = (eta.tobytes(), filtered)
