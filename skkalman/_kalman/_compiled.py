@@ -216,6 +216,106 @@ def _equal(P, P_other, n):
     return True
 
 
+# The smoother computes the gains of up to this many rows at once: they depend on the
+# filter's moments alone, so the rows are independent and their arithmetic interleaves
+# (one row's factorization is a chain of dependent square roots and divisions).
+_GAIN_BLOCK = 32
+# A pivot of the backward conditional covariance below this fraction of its diagonal
+# entry is round-off (the direction is determined by the next state): its column is zero.
+_SEMIDEFINITE_FLOOR = 1e-14
+_block = float64[:, :, ::1]
+
+
+@_jit(void(_matrix, _block, _block, int64[::1], int64, int64, _block, _block, _block, _block,
+           boolean[::1], _vector, _vector))
+def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v):
+    """The smoother's gain and conditional covariance at ``count`` rows, side by side.
+
+    For row ``r = rows[b]``, the joint covariance of ``(s_{r+1}, s_r)`` given ``y_1..r``,
+    ``[[P_p, A P_f], [P_f A^T, P_f]]``, factors as ``[[L11, 0], [L21, L22]]``: ``L11 L11^T
+    = P_p[r+1]``, the gain's transpose ``G^T = P_p^{-1} A P_f = L11^{-T} L21^T`` into
+    ``Gt[:, :, b]``, and ``L22 L22^T = P_f - G A P_f``, the covariance of ``s_r`` given
+    ``s_{r+1}`` (PSD by construction), into the lower triangle of ``Sigma[:, :, b]``. The
+    second block is a semidefinite factor: a pivot at round-off level gives a zero column.
+    ``ok[b]`` is False where ``P_p[r+1]`` does not factor without jitter (``Gt`` and
+    ``Sigma`` there are unusable). The row index is the last axis of every scratch array,
+    so each step runs over the rows in the innermost loop.
+    """
+    k = 2 * n
+    for b in range(count):
+        r = rows[b]
+        ok[b] = True
+        for i in range(n):
+            for j in range(i + 1):
+                J[i, j, b] = P_p[r + 1, i, j]
+            for j in range(n):
+                J[n + i, n + j, b] = P_f[r, i, j]
+    for i in range(n):  # J[n + i, j] = (A P_f)[j, i]
+        for j in range(n):
+            for b in range(count):
+                J[n + i, j, b] = 0.0
+            for l in range(n):
+                a = A[j, l]
+                for b in range(count):
+                    J[n + i, j, b] += a * J[n + l, n + i, b]
+    for j in range(k):
+        for b in range(count):
+            d[b] = J[j, j, b]
+        for i in range(j):
+            for b in range(count):
+                d[b] -= L[j, i, b] * L[j, i, b]
+        if j < n:
+            for b in range(count):
+                good = d[b] > 0.0
+                ok[b] = ok[b] and good
+                x = 1.0 / math.sqrt(d[b] if good else 1.0)
+                v[b] = x
+                L[j, j, b] = d[b] * x
+        else:
+            for b in range(count):
+                good = d[b] > _SEMIDEFINITE_FLOOR * J[j, j, b]
+                x = 1.0 / math.sqrt(d[b] if good else 1.0)
+                x = x if good else 0.0
+                v[b] = x
+                L[j, j, b] = d[b] * x
+        for i in range(j + 1, k):
+            for b in range(count):
+                L[i, j, b] = J[i, j, b]
+            for l in range(j):
+                for b in range(count):
+                    L[i, j, b] -= L[i, l, b] * L[j, l, b]
+            for b in range(count):
+                L[i, j, b] *= v[b]
+        if j < n:
+            for b in range(count):
+                J[j, j, b] = v[b]  # 1 / L11[j, j], for the solve below
+    # G^T = L11^{-T} L21^T: back substitution, all columns at once.
+    for i in range(n - 1, -1, -1):
+        for c in range(n):
+            for b in range(count):
+                Gt[i, c, b] = L[n + c, i, b]
+            for l in range(i + 1, n):
+                for b in range(count):
+                    Gt[i, c, b] -= L[l, i, b] * Gt[l, c, b]
+            for b in range(count):
+                Gt[i, c, b] *= J[i, i, b]
+    for i in range(n):
+        for j in range(i + 1):
+            for b in range(count):
+                Sigma[i, j, b] = 0.0
+            for l in range(j + 1):
+                for b in range(count):
+                    Sigma[i, j, b] += L[n + i, n + l, b] * L[n + j, n + l, b]
+
+
+@_jit(boolean(boolean, int64, int64, _block, _block, int64), inline="always")
+def _same_gain(steady, t, T, P_p, P_f, n):
+    """Whether row ``t``'s smoother gain is row ``t + 1``'s: the filter's covariances
+    repeat exactly there (its steady state)."""
+    return (steady and t < T - 2 and _equal(P_f[t], P_f[t + 1], n)
+            and _equal(P_p[t + 1], P_p[t + 2], n))
+
+
 @_jit()
 def filter_rows(A, B, C, D, Q, R, m0, P0, X, y, steady, m_p, P_p, m_f, P_f):
     """Moments of p(s_t | x_1..t, y_1..t-1) and p(s_t | x_1..t, y_1..t) into ``m_p, P_p,
@@ -369,12 +469,30 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     """Moments of p(s_t | x_1..T, y_1..T) into ``m_s, P_s`` and Cov(s_t, s_{t-1} | all)
     into ``P_lag`` (row 0 zeros), from the filter's moments, backward.
 
-    ``steady``: where the filter's covariances repeat exactly (its steady state) the gain
-    repeats too, and the smoothed covariance is reused once it has converged. Returns -1,
-    or the row whose predicted covariance could not be factored.
+    Each row needs the gain ``G = P_f A^T P_p^{-1}`` and the covariance of ``s_t`` given
+    ``s_{t+1}`` and ``y_1..t``, ``Sigma = P_f - G A P_f``: both from the filter's moments
+    alone, so they are computed for blocks of rows at once (``_backward_gains``). Then
+    ``P_s[t] = Sigma + G P_s[t+1] G^T``, a sum of PSD terms (it stays PSD under round-off),
+    and ``Cov(s_{t+1}, s_t | all) = P_s[t+1] G^T``. ``steady``: where the filter's
+    covariances repeat exactly (its steady state) ``G`` and ``Sigma`` repeat too, and the
+    smoothed covariance is reused once it has converged. Returns -1, or the row whose
+    predicted covariance could not be factored.
     """
     T, n = m_f.shape
     Gt = np.empty((n, n))  # the gain, transposed: G^T = P_p^{-1} A P_f
+    Sigma = np.empty((n, n))  # Cov(s_t | s_{t+1}, y_1..t), lower triangle
+    # The block of rows whose gains are computed: rows[slot:count] are still to come.
+    rows = np.empty(_GAIN_BLOCK, dtype=np.int64)
+    J = np.empty((2 * n, 2 * n, _GAIN_BLOCK))
+    LJ = np.empty((2 * n, 2 * n, _GAIN_BLOCK))
+    Gt_block = np.empty((n, n, _GAIN_BLOCK))
+    Sigma_block = np.empty((n, n, _GAIN_BLOCK))
+    ok = np.empty(_GAIN_BLOCK, dtype=np.bool_)
+    d_block = np.empty(_GAIN_BLOCK)
+    v_block = np.empty(_GAIN_BLOCK)
+    count = slot = 0
+    scan_low = T - 1  # rows from here up have been looked at
+    # The fallback where P_p needs jitter to factor.
     G = np.empty((n, n))
     L = np.empty((n, n))
     inverse_diagonal = np.empty(n)
@@ -382,7 +500,6 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     IGAt = np.empty((n, n))
     W = np.empty((n, n))
     V = np.empty((n, n))
-    QP = np.empty((n, n))
     Q_sym = _symmetric_part(Q, n)
     d = np.empty(n)
     if T == 0:
@@ -393,22 +510,47 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     streak = 0
     frozen_rows = 0  # rows since the smoothed covariance was frozen
     for t in range(T - 2, -1, -1):
-        same_gain = (steady and t < T - 2 and _equal(P_f[t], P_f[t + 1], n)
-                     and _equal(P_p[t + 1], P_p[t + 2], n))
+        if t < scan_low:
+            # Look ahead (down) for the rows whose gains change, and compute theirs.
+            count = slot = 0
+            r = t
+            while r >= 0 and count < _GAIN_BLOCK and r > t - 4 * _GAIN_BLOCK:
+                if not _same_gain(steady, r, T, P_p, P_f, n):
+                    rows[count] = r
+                    count += 1
+                r -= 1
+            scan_low = r + 1
+            if count > 0:
+                _backward_gains(A, P_p, P_f, rows, count, n, J, LJ, Gt_block, Sigma_block,
+                                ok, d_block, v_block)
+        same_gain = not (slot < count and rows[slot] == t)
         if not same_gain:
             streak = 0
             frozen_rows = 0
-            # G = P_f A^T P_p^{-1}, the regression of s_t on s_{t+1} given y_1..t.
-            _product(A, P_f[t], Gt, n, n, n, False)
-            if not _cholesky_psd(P_p[t + 1], L, inverse_diagonal, n):
-                return t + 1
-            _cho_solve(L, inverse_diagonal, Gt, n, n)
-            _transpose(Gt, G, n, n)
-            _product(G, A, IGA, n, n, n, False)
-            for i in range(n):
-                for j in range(n):
-                    IGA[i, j] = (1.0 if i == j else 0.0) - IGA[i, j]
-            _transpose(IGA, IGAt, n, n)
+            if ok[slot]:
+                for i in range(n):
+                    for j in range(n):
+                        Gt[i, j] = Gt_block[i, j, slot]
+                    for j in range(i + 1):
+                        Sigma[i, j] = Sigma_block[i, j, slot]
+            else:
+                # P_p needs jitter to factor: G from the jittered factor, and Sigma as
+                # (I - G A) P_f (I - G A)^T + G Q G^T, PSD for any gain.
+                if not _cholesky_psd(P_p[t + 1], L, inverse_diagonal, n):
+                    return t + 1
+                _product(A, P_f[t], Gt, n, n, n, False)
+                _cho_solve(L, inverse_diagonal, Gt, n, n)
+                _transpose(Gt, G, n, n)
+                _product(G, A, IGA, n, n, n, False)
+                for i in range(n):
+                    for j in range(n):
+                        IGA[i, j] = (1.0 if i == j else 0.0) - IGA[i, j]
+                _transpose(IGA, IGAt, n, n)
+                _product(IGA, P_f[t], W, n, n, n, False)
+                _product(G, Q_sym, V, n, n, n, False)
+                _product(W, IGAt, Sigma, n, n, n, False)
+                _product(V, Gt, Sigma, n, n, n, True)
+            slot += 1
         P_next = P_s[t + 1]
         if frozen_rows > 0:
             P_s[t] = P_next
@@ -418,19 +560,17 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
                 P_lag[t + 1] = P_lag[t + 2]
             frozen_rows += 1
         else:
-            # P_f - G P_p G^T written as a sum of PSD terms, so the result stays PSD:
-            # (I - G A) P_f (I - G A)^T + G (Q + P_s[t+1]) G^T.
-            for i in range(n):
-                for j in range(n):
-                    QP[i, j] = Q_sym[i, j] + P_next[i, j]
-            _product(IGA, P_f[t], W, n, n, n, False)
-            _product(G, QP, V, n, n, n, False)
+            # Cov(s_{t+1}, s_t) = P_s[t+1] G^T, and P_s[t] = Sigma + G P_s[t+1] G^T.
+            C_lag = P_lag[t + 1]
+            _product(P_next, Gt, C_lag, n, n, n, False)
             P_new = P_s[t]
-            _product(W, IGAt, P_new, n, n, n, False)
-            _product(V, Gt, P_new, n, n, n, True)
+            for i in range(n):
+                for j in range(i + 1):
+                    s = Sigma[i, j]
+                    for l in range(n):
+                        s += Gt[l, i] * C_lag[l, j]
+                    P_new[i, j] = s
             _mirror_lower(P_new, n)
-            # Cov(s_{t+1}, s_t) = P_s[t+1] G^T
-            _product(P_next, Gt, P_lag[t + 1], n, n, n, False)
             if same_gain:
                 streak = streak + 1 if _steady_change(P_new, P_next, n) else 0
                 if streak >= STEADY_STREAK:
