@@ -223,12 +223,13 @@ _GAIN_BLOCK = 32
 # A pivot of the backward conditional covariance below this fraction of its diagonal
 # entry is round-off (the direction is determined by the next state): its column is zero.
 _SEMIDEFINITE_FLOOR = 1e-14
+_TINY = np.finfo(np.float64).tiny
 _block = float64[:, :, ::1]
 
 
 @_jit(void(_matrix, _block, _block, int64[::1], int64, int64, _block, _block, _block, _block,
-           boolean[::1], _vector, _vector))
-def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v):
+           boolean[::1], _vector, _vector, _vector))
+def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, factored):
     """The smoother's gain and conditional covariance at ``count`` rows, side by side.
 
     For row ``r = rows[b]``, the joint covariance of ``(s_{r+1}, s_r)`` given ``y_1..r``,
@@ -244,7 +245,7 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v):
     k = 2 * n
     for b in range(count):
         r = rows[b]
-        ok[b] = True
+        factored[b] = 1.0  # 0.0 once a pivot of P_p's factor is not positive (or NaN)
         for i in range(n):
             for j in range(i + 1):
                 J[i, j, b] = P_p[r + 1, i, j]
@@ -259,6 +260,9 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v):
                 for b in range(count):
                     J[n + i, j, b] += a * J[n + l, n + i, b]
     for j in range(k):
+        if j == n:
+            for b in range(count):
+                ok[b] = factored[b] > 0.0
         for b in range(count):
             d[b] = J[j, j, b]
         for i in range(j):
@@ -266,18 +270,17 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v):
                 d[b] -= L[j, i, b] * L[j, i, b]
         if j < n:
             for b in range(count):
-                good = d[b] > 0.0
-                ok[b] = ok[b] and good
-                x = 1.0 / math.sqrt(d[b] if good else 1.0)
+                pivot = d[b]
+                factored[b] *= pivot > 0.0
+                x = 1.0 / math.sqrt(max(pivot, _TINY))
                 v[b] = x
-                L[j, j, b] = d[b] * x
+                L[j, j, b] = pivot * x
         else:
             for b in range(count):
-                good = d[b] > _SEMIDEFINITE_FLOOR * J[j, j, b]
-                x = 1.0 / math.sqrt(d[b] if good else 1.0)
-                x = x if good else 0.0
+                pivot = d[b]
+                x = (pivot > _SEMIDEFINITE_FLOOR * J[j, j, b]) / math.sqrt(max(pivot, _TINY))
                 v[b] = x
-                L[j, j, b] = d[b] * x
+                L[j, j, b] = pivot * x
         for i in range(j + 1, k):
             for b in range(count):
                 L[i, j, b] = J[i, j, b]
@@ -490,6 +493,7 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     ok = np.empty(_GAIN_BLOCK, dtype=np.bool_)
     d_block = np.empty(_GAIN_BLOCK)
     v_block = np.empty(_GAIN_BLOCK)
+    factored = np.empty(_GAIN_BLOCK)
     count = slot = 0
     scan_low = T - 1  # rows from here up have been looked at
     # The fallback where P_p needs jitter to factor.
@@ -522,7 +526,7 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
             scan_low = r + 1
             if count > 0:
                 _backward_gains(A, P_p, P_f, rows, count, n, J, LJ, Gt_block, Sigma_block,
-                                ok, d_block, v_block)
+                                ok, d_block, v_block, factored)
         same_gain = not (slot < count and rows[slot] == t)
         if not same_gain:
             streak = 0
