@@ -70,8 +70,12 @@ def rts_smoother(params, filter_result, *, steady_state=True):
 
     Notes
     -----
-    One compiled backward pass, row by row: the gain ``G = P_f A^T P_p^{-1}`` (a Cholesky
-    solve), the covariance in a form that stays PSD under round-off, and the mean.
+    One compiled backward pass. The gain ``G = P_f A^T P_p^{-1}`` and the covariance of
+    ``s_t`` given ``s_{t+1}`` and ``y_1..t``, ``P_f - G A P_f``, depend on the filter's
+    moments alone: both come from one Cholesky factor of the joint covariance of
+    ``(s_{t+1}, s_t)``, computed for blocks of rows side by side. Then, row by row
+    backward, the smoothed covariance as the sum of that (PSD) covariance and
+    ``G P_s[t+1] G^T``, which stays PSD under round-off, and the mean.
 
     Examples
     --------
