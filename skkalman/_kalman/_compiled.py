@@ -223,6 +223,9 @@ _GAIN_BLOCK = 32
 # A pivot of the backward conditional covariance below this fraction of its diagonal
 # entry is round-off (the direction is determined by the next state): its column is zero.
 _SEMIDEFINITE_FLOOR = 1e-14
+# Below this fraction, the Schur complement has lost more digits to cancellation than the
+# old form (I - G A) P_f (I - G A)^T + G Q G^T would: the row takes that form instead.
+_CANCELLATION = 1e-6
 _TINY = np.finfo(np.float64).tiny
 _block = float64[:, :, ::1]
 
@@ -238,14 +241,16 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, fact
     ``Gt[:, :, b]``, and ``L22 L22^T = P_f - G A P_f``, the covariance of ``s_r`` given
     ``s_{r+1}`` (PSD by construction), into the lower triangle of ``Sigma[:, :, b]``. The
     second block is a semidefinite factor: a pivot at round-off level gives a zero column.
-    ``ok[b]`` is False where ``P_p[r+1]`` does not factor without jitter (``Gt`` and
-    ``Sigma`` there are unusable). The row index is the last axis of every scratch array,
+    ``ok[b]`` is False where ``P_p[r+1]`` does not factor without jitter, or where a pivot
+    of the second block is below ``_CANCELLATION`` of its diagonal entry (a nearly
+    deterministic direction, e.g. a singular Q, where the subtraction loses digits): ``Gt``
+    and ``Sigma`` there are not to be used. The row index is the last axis of every scratch array,
     so each step runs over the rows in the innermost loop.
     """
     k = 2 * n
     for b in range(count):
         r = rows[b]
-        factored[b] = 1.0  # 0.0 once a pivot of P_p's factor is not positive (or NaN)
+        factored[b] = 1.0  # 0.0 once a pivot fails its test (or is NaN)
         for i in range(n):
             for j in range(i + 1):
                 J[i, j, b] = P_p[r + 1, i, j]
@@ -260,9 +265,6 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, fact
                 for b in range(count):
                     J[n + i, j, b] += a * J[n + l, n + i, b]
     for j in range(k):
-        if j == n:
-            for b in range(count):
-                ok[b] = factored[b] > 0.0
         for b in range(count):
             d[b] = J[j, j, b]
         for i in range(j):
@@ -278,6 +280,7 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, fact
         else:
             for b in range(count):
                 pivot = d[b]
+                factored[b] *= pivot > _CANCELLATION * J[j, j, b]
                 x = (pivot > _SEMIDEFINITE_FLOOR * J[j, j, b]) / math.sqrt(max(pivot, _TINY))
                 v[b] = x
                 L[j, j, b] = pivot * x
@@ -292,6 +295,8 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, fact
         if j < n:
             for b in range(count):
                 J[j, j, b] = v[b]  # 1 / L11[j, j], for the solve below
+    for b in range(count):
+        ok[b] = factored[b] > 0.0
     # G^T = L11^{-T} L21^T: back substitution, all columns at once.
     for i in range(n - 1, -1, -1):
         for c in range(n):
@@ -538,8 +543,9 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
                     for j in range(i + 1):
                         Sigma[i, j] = Sigma_block[i, j, slot]
             else:
-                # P_p needs jitter to factor: G from the jittered factor, and Sigma as
-                # (I - G A) P_f (I - G A)^T + G Q G^T, PSD for any gain.
+                # P_p needs jitter to factor, or Sigma is nearly singular: G from the
+                # (jittered) factor, and Sigma as (I - G A) P_f (I - G A)^T + G Q G^T,
+                # PSD for any gain and free of the Schur complement's cancellation.
                 if not _cholesky_psd(P_p[t + 1], L, inverse_diagonal, n):
                     return t + 1
                 _product(A, P_f[t], Gt, n, n, n, False)
