@@ -221,10 +221,8 @@ def _equal(P, P_other, n):
 # (one row's factorization is a chain of dependent square roots and divisions).
 _GAIN_BLOCK = 32
 # A pivot of the backward conditional covariance below this fraction of its diagonal
-# entry is round-off (the direction is determined by the next state): its column is zero.
-_SEMIDEFINITE_FLOOR = 1e-14
-# Below this fraction, the Schur complement has lost more digits to cancellation than the
-# old form (I - G A) P_f (I - G A)^T + G Q G^T would: the row takes that form instead.
+# entry has lost more digits to cancellation in the Schur complement than the old form
+# (I - G A) P_f (I - G A)^T + G Q G^T would: the row takes that form instead.
 _CANCELLATION = 1e-6
 _TINY = np.finfo(np.float64).tiny
 _block = float64[:, :, ::1]
@@ -239,13 +237,12 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, fact
     ``[[P_p, A P_f], [P_f A^T, P_f]]``, factors as ``[[L11, 0], [L21, L22]]``: ``L11 L11^T
     = P_p[r+1]``, the gain's transpose ``G^T = P_p^{-1} A P_f = L11^{-T} L21^T`` into
     ``Gt[:, :, b]``, and ``L22 L22^T = P_f - G A P_f``, the covariance of ``s_r`` given
-    ``s_{r+1}`` (PSD by construction), into the lower triangle of ``Sigma[:, :, b]``. The
-    second block is a semidefinite factor: a pivot at round-off level gives a zero column.
+    ``s_{r+1}`` (PSD by construction), into the lower triangle of ``Sigma[:, :, b]``.
     ``ok[b]`` is False where ``P_p[r+1]`` does not factor without jitter, or where a pivot
     of the second block is below ``_CANCELLATION`` of its diagonal entry (a nearly
     deterministic direction, e.g. a singular Q, where the subtraction loses digits): ``Gt``
-    and ``Sigma`` there are not to be used. The row index is the last axis of every scratch array,
-    so each step runs over the rows in the innermost loop.
+    and ``Sigma`` there are not to be used. The row index is the last axis of every
+    scratch array, so each step runs over the rows in the innermost loop.
     """
     k = 2 * n
     for b in range(count):
@@ -270,20 +267,12 @@ def _backward_gains(A, P_p, P_f, rows, count, n, J, L, Gt, Sigma, ok, d, v, fact
         for i in range(j):
             for b in range(count):
                 d[b] -= L[j, i, b] * L[j, i, b]
-        if j < n:
-            for b in range(count):
-                pivot = d[b]
-                factored[b] *= pivot > 0.0
-                x = 1.0 / math.sqrt(max(pivot, _TINY))
-                v[b] = x
-                L[j, j, b] = pivot * x
-        else:
-            for b in range(count):
-                pivot = d[b]
-                factored[b] *= pivot > _CANCELLATION * J[j, j, b]
-                x = (pivot > _SEMIDEFINITE_FLOOR * J[j, j, b]) / math.sqrt(max(pivot, _TINY))
-                v[b] = x
-                L[j, j, b] = pivot * x
+        for b in range(count):
+            pivot = d[b]
+            factored[b] *= pivot > (0.0 if j < n else _CANCELLATION * J[j, j, b])
+            x = 1.0 / math.sqrt(max(pivot, _TINY))  # (finite in a row that failed)
+            v[b] = x
+            L[j, j, b] = pivot * x
         for i in range(j + 1, k):
             for b in range(count):
                 L[i, j, b] = J[i, j, b]
@@ -501,7 +490,7 @@ def smoother_rows(A, Q, m_p, P_p, m_f, P_f, steady, m_s, P_s, P_lag):
     factored = np.empty(_GAIN_BLOCK)
     count = slot = 0
     scan_low = T - 1  # rows from here up have been looked at
-    # The fallback where P_p needs jitter to factor.
+    # The fallback, where P_p needs jitter to factor or Sigma is nearly singular.
     G = np.empty((n, n))
     L = np.empty((n, n))
     inverse_diagonal = np.empty(n)
