@@ -21,7 +21,7 @@ from ._kalman.search import (
     transform,
 )
 from ._kalman.simulate import gaussian_draws, simulate_states
-from ._kalman.start import initial_params
+from ._kalman.start import initial_params, split_start
 from ._kalman.subspace import lagged_target_columns
 from ._linalg import one_blas_thread
 from ._sequences import restore_y_shape, validate_sequences
@@ -33,9 +33,14 @@ __all__ = ["KalmanFilterRegressor"]
 _COVARIANCE_NAMES = ("Q", "R", "initial_state_covariance")
 FIXED_KEYS = PARAM_NAMES + ("intercept",)
 _PRIOR = ("initial_state_mean", "initial_state_covariance")
+# Held parameters that tie the state's basis (a start in another basis would break them).
+_BASIS_BOUND = ("A", "B", "C", "Q") + _PRIOR
 # Starts that race (the likeliest subspace estimates) and the iterations each runs.
 _N_STARTS = 3
 _RACE = 100
+# Iterations the start that splits a merged mode gets to climb above the maximum found
+# (on the system that needed it, it was above after 20).
+_SPLIT_RACE = 50
 # EM hands over to the quasi-Newton search once its gains shrink only linearly (each of the
 # last few above this fraction of the one before): its slow tail.
 _EM_TAIL_RATIO = 0.7
@@ -653,6 +658,18 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
             else:
                 outcomes.extend(run(start, self.n_iter) for start in starts[:wanted])
         params, monitor, information = max(outcomes, key=lambda outcome: outcome[1].best)
+        if (_SPLIT_RACE and monitor.converged and self.n_iter > _RACE
+                and not set(_BASIS_BOUND) & set(fixed) and "Q" not in run_held):
+            # A maximum that merged two slow modes and spent a state on noise: the start
+            # that splits them races from there, and goes on only if it climbs higher.
+            split = split_start(params)
+            if split is not None:
+                heat = run(split, _SPLIT_RACE, race=True)
+                if heat[1].best > monitor.best + self.tol:
+                    heat[1].n_iter = self.n_iter
+                    outcome = run(heat[0], self.n_iter, monitor=heat[1])
+                    if outcome[1].best > monitor.best:
+                        params, monitor, information = outcome
         if not np.all(np.isfinite(monitor.history)):
             raise _no_likelihood(fixed, f"log-likelihood {monitor.history[0]} at the start")
         if not monitor.converged:

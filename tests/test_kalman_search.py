@@ -11,13 +11,17 @@ from skkalman._kalman.monitor import ConvergenceMonitor
 from skkalman._kalman.search import (
     _PROBES,
     Parametrization,
+    SearchResult,
     StationaryPriorError,
     _Objective,
     _probe_unresolved,
+    quasi_newton,
     stationary_prior,
     transform,
 )
+from skkalman._kalman.start import split_start
 from skkalman.datasets import make_lds
+from skkalman.kalman import _towards_singular_process_noise
 
 
 def _problem(seed, n_states=2, n_inputs=1, n_targets=2, T=80, missing=0.0, lengths=None):
@@ -211,6 +215,83 @@ def test_plain_cholesky_coordinates_reach_a_singular_covariance():
     numeric = np.array([(ll(negative + h * e) - ll(negative - h * e)) / (2 * h)
                         for e in np.eye(negative.size)])
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_second_look_climbs_from_a_point_short_of_a_singular_process_noise():
+    # Data whose process noise is singular; the search's maximum has a Q with an
+    # eigenvalue near 0. A point certified with that eigenvalue raised (short of the
+    # maximum by more than a nat: where the log-Cholesky search stops, the quadratic model
+    # sees a fraction of the gain) gets the second look in plain Cholesky coordinates,
+    # which climbs back to the maximum and certifies it.
+    params, sequences = _problem(2, n_states=2, n_targets=1, T=3000)
+    params = params.replace(Q=np.diag([0.5, 0.0]))
+    X, _ = sequences[0]
+    rng = np.random.default_rng(2)
+    s, y = np.zeros(2), np.empty((len(X), 1))
+    for t in range(len(X)):
+        s = params.A @ s + params.B @ X[t] + np.sqrt(params.Q) @ rng.standard_normal(2)
+        y[t] = params.C @ s + params.D @ X[t] + np.sqrt(params.R[0, 0]) * rng.standard_normal()
+    sequences = [(X, y)]
+    start = params.replace(Q=np.diag([0.5, 0.05]))
+    par = Parametrization(start, {"A", "C", "Q", "R"}, np.array([True, False]),
+                          np.array([True, True]))
+    monitor = ConvergenceMonitor(2000)
+    monitor.start(log_likelihood(start, sequences))
+    best = quasi_newton(start, monitor.best, sequences, par, monitor, tol=1e-3,
+                        n_observed=len(y))
+    w, V = np.linalg.eigh(best.params.Q)
+    assert best.certified and w[0] < 1e-6 * w[-1]
+    short = best.params.replace(Q=best.params.Q + (5e-3 * w[-1] - w[0]) * np.outer(
+        V[:, 0], V[:, 0]))  # still nearly singular: 5e-3 of the largest
+    short_ll = log_likelihood(short, sequences)
+    assert short_ll < best.log_likelihood - 1.0
+    monitor = ConvergenceMonitor(2000)
+    monitor.start(short_ll)
+    result = _towards_singular_process_noise(
+        SearchResult(short, short_ll, True, "certified short of the maximum", 0.0, None),
+        par.at(short), sequences, monitor, 1e-3, len(y))
+    assert result.certified
+    assert result.log_likelihood > best.log_likelihood - 1e-3
+
+
+def _with_modes(real, pairs, seed=0):
+    """Params whose A has the given real eigenvalues and complex pairs, in a random basis."""
+    rng = np.random.default_rng(seed)
+    blocks = [np.array([[v]]) for v in real] + [
+        np.array([[z.real, z.imag], [-z.imag, z.real]]) for z in pairs]
+    modal = np.zeros((sum(len(b) for b in blocks),) * 2)
+    i = 0
+    for b in blocks:
+        modal[i:i + len(b), i:i + len(b)] = b
+        i += len(b)
+    n = len(modal)
+    T = rng.standard_normal((n, n)) + 2 * np.eye(n)
+    L = rng.standard_normal((n, n))
+    return StateSpaceParams(
+        A=T @ modal @ np.linalg.inv(T), B=rng.standard_normal((n, 1)),
+        C=rng.standard_normal((2, n)), D=np.zeros((2, 1)), Q=L @ L.T + np.eye(n),
+        R=np.eye(2), initial_state_mean=rng.standard_normal(n),
+        initial_state_covariance=np.eye(n))
+
+
+def test_split_start_puts_a_copy_of_the_slowest_real_mode_in_place_of_the_fastest():
+    params = _with_modes([0.95, -0.3], [0.5 + 0.4j])
+    split = split_start(params)
+    np.testing.assert_allclose(np.sort_complex(np.linalg.eigvals(split.A)),
+                               np.sort_complex([0.94, 0.95, 0.5 - 0.4j, 0.5 + 0.4j]),
+                               atol=1e-10)
+    for S in (split.Q, split.initial_state_covariance):
+        np.testing.assert_allclose(S, S.T, atol=1e-12)
+        assert np.linalg.eigvalsh(S).min() > 0
+    # The two copies load the outputs alike (the copy with half the slow mode's loading).
+    w, V = np.linalg.eig(split.A)
+    assert np.linalg.matrix_rank(split.C @ V[:, np.isclose(w.real, 0.95)
+                                               | np.isclose(w.real, 0.94)]) == 1
+    # Nothing to split: one real mode; no fast real mode; no slow real mode.
+    assert split_start(_with_modes([0.95], [0.5 + 0.4j])) is None
+    assert split_start(_with_modes([0.95, 0.7], [0.5 + 0.4j])) is None
+    assert split_start(_with_modes([0.5, 0.1], [0.9 + 0.4j])) is None
 
 
 def test_pack_unpack_round_trip_and_held_values():
