@@ -643,6 +643,8 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                                       monitor, n_observed, em=not monitor.history,
                                       certify=not race)
 
+            # (A start in another basis would break held values that tie the state's.)
+            splits = not set(_BASIS_BOUND) & set(fixed) and "Q" not in run_held
             wanted = self.n_init - len(outcomes)
             if len(starts) > 1 and self.n_iter > _RACE:
                 # The likeliest starts race (on random systems the basin of the maximum
@@ -654,22 +656,12 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                 heats.sort(key=lambda heat: -heat[1].best)
                 for params, monitor, _ in heats[:wanted]:
                     monitor.n_iter = self.n_iter
-                    outcomes.append(run(params, self.n_iter, monitor=monitor))
+                    outcomes.append(self._split_climb(
+                        run(params, self.n_iter, monitor=monitor), run, splits))
             else:
-                outcomes.extend(run(start, self.n_iter) for start in starts[:wanted])
+                outcomes.extend(self._split_climb(run(start, self.n_iter), run, splits)
+                                for start in starts[:wanted])
         params, monitor, information = max(outcomes, key=lambda outcome: outcome[1].best)
-        if (_SPLIT_RACE and monitor.converged and self.n_iter > _RACE
-                and not set(_BASIS_BOUND) & set(fixed) and "Q" not in run_held):
-            # A maximum that merged two slow modes and spent a state on noise: the start
-            # that splits them races from there, and goes on only if it climbs higher.
-            split = split_start(params)
-            if split is not None:
-                heat = run(split, _SPLIT_RACE, race=True)
-                if heat[1].best > monitor.best + self.tol:
-                    heat[1].n_iter = self.n_iter
-                    outcome = run(heat[0], self.n_iter, monitor=heat[1])
-                    if outcome[1].best > monitor.best:
-                        params, monitor, information = outcome
         if not np.all(np.isfinite(monitor.history)):
             raise _no_likelihood(fixed, f"log-likelihood {monitor.history[0]} at the start")
         if not monitor.converged:
@@ -701,6 +693,27 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         # from the fit), with the map from the search's coordinates to the user's units.
         self._information = None if information is None else (information, units)
         return self
+
+    def _split_climb(self, outcome, run, splits):
+        """``outcome``, or the higher certified maximum the split start leads to.
+
+        A maximum may have merged two slow modes and spent the freed state on noise
+        (:func:`~skkalman._kalman.start.split_start`): the start that splits them climbs
+        for ``_SPLIT_RACE`` iterations, and goes on to its certified maximum only if it is
+        then above ``outcome``'s.
+        """
+        params, monitor, _ = outcome
+        if not (splits and _SPLIT_RACE and monitor.converged and self.n_iter > _SPLIT_RACE):
+            return outcome
+        split = split_start(params)
+        if split is None:
+            return outcome
+        heat = run(split, _SPLIT_RACE, race=True)
+        if not heat[1].best > monitor.best + self.tol:
+            return outcome
+        heat[1].n_iter = self.n_iter
+        further = run(heat[0], self.n_iter, monitor=heat[1])
+        return further if further[1].best > monitor.best else outcome
 
     @staticmethod
     def _apply_held(params, held_values, fixed, d_columns, n_features):
