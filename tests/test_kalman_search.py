@@ -355,6 +355,21 @@ def test_monitor_counts_every_iteration_and_records_only_climbs():
     assert monitor.converged
 
 
+def test_monitor_trial_counts_its_iterations_and_records_them_only_if_adopted():
+    monitor = ConvergenceMonitor(n_iter=10)
+    monitor.start(-3.0)
+    monitor.report(-2.0, "EM")
+    for adopt in (False, True):
+        trial = monitor.trial()
+        assert trial.budget == monitor.budget and trial.history == [-2.0]
+        trial.report(-1.5, "search")
+        trial.report(-1.8, "search")
+        monitor.absorb(trial, adopt)
+    # Both trials' iterations count; only the adopted one's iterates are recorded.
+    assert monitor.n_iter_run == 5
+    assert monitor.history == [-3.0, -2.0, -1.5]
+
+
 def test_monitor_verbose_prints_each_recorded_iterate(capsys):
     monitor = ConvergenceMonitor(n_iter=3, verbose=1, name="M")
     monitor.start(-3.0)

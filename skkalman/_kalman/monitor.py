@@ -86,6 +86,21 @@ class ConvergenceMonitor:
             self._print(stage)
         return accepted
 
+    def trial(self):
+        """A monitor for a tentative climb from the current best: the remaining budget,
+        its history started at the last recorded value. :meth:`absorb` settles it."""
+        child = ConvergenceMonitor(self.budget, offset=self.offset, verbose=self.verbose,
+                                   name=self.name)
+        child.history = self.history[-1:]
+        return child
+
+    def absorb(self, child, adopt):
+        """Count a :meth:`trial`'s iterations; record its iterates only if ``adopt`` (the
+        fit goes on from where it ended, so the history stays that of the result)."""
+        self.n_iter_run += child.n_iter_run
+        if adopt:
+            self.history.extend(child.history[1:])
+
     def certify(self, reason):
         """The search ended at a stationary point, for the given ``reason``."""
         self.converged = True
