@@ -725,14 +725,17 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         params, monitor, _ = outcome
         if not (splits and _SPLIT_RACE and monitor.converged and self.n_iter > _SPLIT_RACE):
             return outcome
-        split = split_start(params)
-        if split is None:
-            return outcome
-        heat = run(split, _SPLIT_RACE, race=True)
-        if not heat[1].best > monitor.best + self.tol:
-            return outcome
-        heat[1].n_iter = self.n_iter
-        further = run(heat[0], self.n_iter, monitor=heat[1])
+        try:
+            split = split_start(params)
+            if split is None:
+                return outcome
+            heat = run(split, _SPLIT_RACE, race=True)
+            if not heat[1].best > monitor.best + self.tol:
+                return outcome
+            heat[1].n_iter = self.n_iter
+            further = run(heat[0], self.n_iter, monitor=heat[1])
+        except (linalg.LinAlgError, ValueError, FloatingPointError):
+            return outcome  # (a start the kernels cannot take: the maximum found stands)
         return further if further[1].best > monitor.best else outcome
 
     @staticmethod

@@ -568,6 +568,22 @@ def test_split_start_climbs_past_a_maximum_that_merged_two_slow_modes(monkeypatc
     assert gain > 5.0
 
 
+def test_a_split_start_the_kernels_cannot_take_leaves_the_maximum_found(monkeypatch):
+    X, y, _ = _system(n_samples=300)
+    monkeypatch.setattr("skkalman.kalman._SPLIT_RACE", 0)
+    plain = KalmanFilterRegressor(2).fit(X, y)
+    monkeypatch.setattr("skkalman.kalman._SPLIT_RACE", 50)
+
+    def failing(params):
+        raise np.linalg.LinAlgError("not positive definite")
+
+    monkeypatch.setattr("skkalman.kalman.split_start", failing)
+    model = KalmanFilterRegressor(2).fit(X, y)
+    assert model.converged_
+    np.testing.assert_array_equal(model.A_, plain.A_)
+    np.testing.assert_array_equal(model.log_likelihoods_, plain.log_likelihoods_)
+
+
 def test_aic_and_bic_count_free_parameters():
     X, y, _ = _system(n_samples=200)
     model = KalmanFilterRegressor(2).fit(X, y)
