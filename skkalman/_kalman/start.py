@@ -168,7 +168,7 @@ def _real_modal_basis(A):
         blocks.append((len(columns), complex(w[i].real, abs(w[i].imag))))
         columns += [V[:, i].real, V[:, i].imag]
     T = np.column_stack(columns)
-    if not np.isfinite(np.linalg.cond(T)) or np.linalg.cond(T) > 1e8:
+    if not np.linalg.cond(T) <= 1e8:  # (also NaN): nearly defective, no stable basis
         return None
     return T, blocks
 
@@ -214,6 +214,8 @@ def split_start(params):
         S[fast, :] = 0.5 * S[slow, :]
         S[:, fast] = 0.5 * S[:, slow]
         S[fast, fast] = S[slow, slow]
+    # The copied rows can make Q and P0 indefinite; the search's log-Cholesky coordinates
+    # need them positive definite, so they are projected with a relative floor.
     Q, P0 = (nearest_psd(S, floor=1e-9 * max(float(np.trace(S)), 1e-300)) for S in (Q, P0))
     return params.replace(A=A, B=B, C=C, Q=Q, initial_state_mean=m0,
                           initial_state_covariance=P0)
