@@ -39,8 +39,9 @@ _BASIS_BOUND = ("A", "B", "C", "Q") + _PRIOR
 _N_STARTS = 3
 _RACE = 100
 # Iterations the start that splits a merged mode gets to climb above the maximum found
-# (on the system that needed it, it was above after 20).
-_SPLIT_RACE = 50
+# (on the system that needed it, from either of two maxima of equal likelihood: above
+# after 20 from one, after 76 to 100 from the other).
+_SPLIT_RACE = 100
 # EM hands over to the quasi-Newton search once its gains shrink only linearly (each of the
 # last few above this fraction of the one before): its slow tail.
 _EM_TAIL_RATIO = 0.7
@@ -477,7 +478,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     leader goes on to its certified maximum. A maximum with a fast real mode (modulus
     below 0.6) next to a slow one may have merged two slow modes and spent the freed
     state on noise: a start that splits the slowest real mode in place of the fastest
-    climbs for 50 iterations and goes on to its certified maximum only if it is then
+    climbs for 100 iterations and goes on to its certified maximum only if it is then
     higher (on one of 50 random systems, from 7.3 nats below the true parameters'
     likelihood to 8.7 above). The race's leader does not always own the best basin: on 4
     of 50 random systems another of the three starts, continued, ends higher (by 1.6 to

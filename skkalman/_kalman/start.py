@@ -182,7 +182,8 @@ def split_start(params):
     with real modes at 0.966 and 0.976, such a maximum lies 16 nats below the one that
     keeps both). No subspace start need lead out of it; this start does: in the modal
     basis, the fast mode's state becomes a copy of the slow one's (its eigenvalue
-    ``_SPLIT_GAP`` lower, half its measurement loading, the same noise and prior), as
+    ``_SPLIT_GAP`` lower, the same noise and prior, the two sharing the slow mode's
+    measurement loading half and half), as
     split-and-merge EM does for mixtures (Ueda et al., 2000). The caller keeps it only if
     it climbs higher.
     """
@@ -207,7 +208,8 @@ def split_start(params):
     A[fast, :] = 0.0
     A[:, fast] = 0.0
     A[fast, fast] = slow_value - np.copysign(_SPLIT_GAP, slow_value)
-    C[:, fast] = 0.5 * C[:, slow]
+    C[:, slow] *= 0.5  # the two copies share the slow mode's loading
+    C[:, fast] = C[:, slow]
     B[fast] = B[slow]
     m0[fast] = m0[slow]
     for S in (Q, P0):
