@@ -193,7 +193,7 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     (Kalman, input-driven), 96% (Kalman, forecasting), 90% (linear RNN, forecasting) and
     88% (linear RNN, input-driven: slightly too small, mostly at modes near the unit
     circle) of cases. On 16 systems (8 draws each, the benchmark page) the pooled figures
-    fall to 90%, 81%, 84% and 79% in the same order, and to 78% (input-driven) and 77%
+    fall to 89%, 81%, 84% and 79% in the same order, and to 78% (input-driven) and 77%
     (forecasting) for tanh networks: a few systems have a mode the data hardly identify,
     which the fit places elsewhere with a small region.
     For the Kalman model input-driven, a smallest ``hankel_singular_values_`` below 1% of

@@ -481,9 +481,9 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     climbs for 100 iterations and goes on to its certified maximum only if it is then
     higher (on one of 50 random systems, from 7.3 nats below the true parameters'
     likelihood to 8.7 above). The race's leader does not always own the best basin: on 4
-    of 50 random systems another of the three starts, continued, ends higher (by 1.6 to
-    25 nats; the robustness benchmark's ``n_init=3`` columns), with an eigenvalue error
-    of ``A_`` below 0.04 on two of them where the default's was 0.44 and 1.9.
+    of 50 random systems another of the three starts, continued, ends higher (by about
+    1.7 to 25 nats; the robustness benchmark's ``n_init=3`` columns), with an eigenvalue
+    error of ``A_`` below 0.04 on two of them where the default's was 0.44 and 1.9.
     ``n_init=3`` continues all three and keeps the likeliest, for about twice the time
     (median 2.0x); a value below the likelihood of parameters you trust, or restarts
     that end at different values, are the signs that it is needed.
