@@ -664,7 +664,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
                                       monitor, n_observed, em=not monitor.history,
                                       certify=not race)
 
-            # (A start in another basis would break held values that tie the state's.)
+            # The split start works in another basis: not with held values tied to it.
             splits = not set(_BASIS_BOUND) & set(fixed) and "Q" not in run_held
             wanted = self.n_init - len(outcomes)
             if len(starts) > 1 and self.n_iter > _RACE:

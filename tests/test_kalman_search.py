@@ -20,7 +20,7 @@ from skkalman._kalman.search import (
     transform,
 )
 from skkalman._kalman.start import split_start
-from skkalman.datasets import make_lds
+from skkalman.datasets import _modal_matrix, make_lds
 from skkalman.kalman import _towards_singular_process_noise
 
 
@@ -255,16 +255,10 @@ def test_second_look_climbs_from_a_point_short_of_a_singular_process_noise():
     assert result.log_likelihood > best.log_likelihood - 1e-3
 
 
-def _with_modes(real, pairs, seed=0):
-    """Params whose A has the given real eigenvalues and complex pairs, in a random basis."""
+def _with_modes(eigenvalues, seed=0):
+    """Params whose A has the given eigenvalues (complex ones in pairs), in a random basis."""
     rng = np.random.default_rng(seed)
-    blocks = [np.array([[v]]) for v in real] + [
-        np.array([[z.real, z.imag], [-z.imag, z.real]]) for z in pairs]
-    modal = np.zeros((sum(len(b) for b in blocks),) * 2)
-    i = 0
-    for b in blocks:
-        modal[i:i + len(b), i:i + len(b)] = b
-        i += len(b)
+    modal = _modal_matrix(eigenvalues)
     n = len(modal)
     T = rng.standard_normal((n, n)) + 2 * np.eye(n)
     L = rng.standard_normal((n, n))
@@ -276,7 +270,7 @@ def _with_modes(real, pairs, seed=0):
 
 
 def test_split_start_puts_a_copy_of_the_slowest_real_mode_in_place_of_the_fastest():
-    params = _with_modes([0.95, -0.3], [0.5 + 0.4j])
+    params = _with_modes([0.95, -0.3, 0.5 + 0.4j, 0.5 - 0.4j])
     split = split_start(params)
     np.testing.assert_allclose(np.sort_complex(np.linalg.eigvals(split.A)),
                                np.sort_complex([0.94, 0.95, 0.5 - 0.4j, 0.5 + 0.4j]),
@@ -284,14 +278,14 @@ def test_split_start_puts_a_copy_of_the_slowest_real_mode_in_place_of_the_fastes
     for S in (split.Q, split.initial_state_covariance):
         np.testing.assert_allclose(S, S.T, atol=1e-12)
         assert np.linalg.eigvalsh(S).min() > 0
-    # The two copies load the outputs alike (the copy with half the slow mode's loading).
+    # The two copies load the outputs alike (half the slow mode's loading each).
     w, V = np.linalg.eig(split.A)
     assert np.linalg.matrix_rank(split.C @ V[:, np.isclose(w.real, 0.95)
                                                | np.isclose(w.real, 0.94)]) == 1
     # Nothing to split: one real mode; no fast real mode; no slow real mode.
-    assert split_start(_with_modes([0.95], [0.5 + 0.4j])) is None
-    assert split_start(_with_modes([0.95, 0.7], [0.5 + 0.4j])) is None
-    assert split_start(_with_modes([0.5, 0.1], [0.9 + 0.4j])) is None
+    assert split_start(_with_modes([0.95, 0.5 + 0.4j, 0.5 - 0.4j])) is None
+    assert split_start(_with_modes([0.95, 0.7, 0.5 + 0.4j, 0.5 - 0.4j])) is None
+    assert split_start(_with_modes([0.5, 0.1, 0.9 + 0.4j, 0.9 - 0.4j])) is None
 
 
 def test_pack_unpack_round_trip_and_held_values():

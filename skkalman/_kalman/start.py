@@ -10,6 +10,7 @@ import numpy as np
 from .._linalg import nearest_psd
 from .em import log_likelihood
 from .params import StateSpaceParams
+from .realization import real_modal_form
 from .subspace import predictor_form, subspace_candidates
 
 __all__ = ["initial_params", "split_start"]
@@ -143,36 +144,6 @@ _FAST_MODE = 0.6
 _SPLIT_GAP = 0.01
 
 
-def _real_modal_basis(A):
-    """Columns that put ``A`` in real block-diagonal (modal) form, and its blocks.
-
-    Returns ``(T, blocks)``: ``T^-1 A T`` is block diagonal, ``blocks`` lists
-    ``(position, eigenvalue)`` in the order of ``T``'s columns (a complex pair takes two
-    positions, its eigenvalue the one of positive imaginary part); None where ``A`` is
-    defective or its eigenvectors nearly so.
-    """
-    w, V = np.linalg.eig(A)
-    columns, blocks, used = [], [], np.zeros(len(w), bool)
-    for i in np.argsort(-np.abs(w), kind="stable"):
-        if used[i]:
-            continue
-        used[i] = True
-        if w[i].imag == 0.0:
-            blocks.append((len(columns), complex(w[i])))
-            columns.append(V[:, i].real)
-            continue
-        partner = np.flatnonzero(~used & (np.abs(w - np.conj(w[i])) <= 1e-10 * (1 + abs(w[i]))))
-        if partner.size == 0:
-            return None
-        used[partner[0]] = True
-        blocks.append((len(columns), complex(w[i].real, abs(w[i].imag))))
-        columns += [V[:, i].real, V[:, i].imag]
-    T = np.column_stack(columns)
-    if not np.linalg.cond(T) <= 1e8:  # (also NaN): nearly defective, no stable basis
-        return None
-    return T, blocks
-
-
 def split_start(params):
     """A start that splits the slowest real mode of ``params`` in two, in place of its
     fastest real mode; None where ``params`` has no such pair.
@@ -183,15 +154,15 @@ def split_start(params):
     keeps both). No subspace start need lead out of it; this start does: in the modal
     basis, the fast mode's state becomes a copy of the slow one's (its eigenvalue
     ``_SPLIT_GAP`` lower, the same noise and prior, the two sharing the slow mode's
-    measurement loading half and half), as
-    split-and-merge EM does for mixtures (Ueda et al., 2000). The caller keeps it only if
-    it climbs higher.
+    measurement loading half and half), as split-and-merge EM does for mixtures (Ueda et
+    al., 2000). The caller keeps it only if it climbs higher.
     """
-    modal = _real_modal_basis(params.A)
-    if modal is None:
+    modal = real_modal_form(params.A, params.C, params.B)
+    T = modal.basis
+    if not np.linalg.cond(T) <= 1e8:  # (also NaN): nearly defective, no stable basis
         return None
-    T, blocks = modal
-    real = [(position, value.real) for position, value in blocks if value.imag == 0.0]
+    real = [(position, value.real) for position, value in enumerate(modal.eigenvalues)
+            if value.imag == 0.0]
     if len(real) < 2:
         return None
     fast, fast_value = min(real, key=lambda mode: abs(mode[1]))
