@@ -20,10 +20,14 @@ Usage::
 
     PYTHONPATH=. python benchmarks/bench_intervals.py [--quick] [--n-systems 8]
         [--n-reps 12] [--n-samples 2000] [--setups kalman-input,...]
-        [--kalman-n-init 1] [--json PATH]
+        [--kalman-n-init 1] [--kalman-uncertainty asymptotic] [--n-bootstrap 30]
+        [--n-jobs 1] [--json PATH]
 
 ``--kalman-n-init 3`` fits the Kalman set-ups with ``n_init=3`` (all three raced subspace
-starts continued to their maxima) instead of the default.
+starts continued to their maxima) instead of the default. ``--kalman-uncertainty
+bootstrap`` gives the Kalman set-ups the parametric bootstrap's regions
+(``DynamicsRecovery(uncertainty="bootstrap", n_bootstrap=--n-bootstrap)``, its refits on
+``--n-jobs`` processes) instead of the observed information's.
 
 ``--quick`` (CI, under a minute): two systems, three repetitions, the Kalman set-ups and
 the linear RNN forecasting at 600 steps.
@@ -76,6 +80,15 @@ def simulate(system, n_samples, seed, setup):
     return X[1:], y[1:], None
 
 
+def make_recovery(setup, n_states, seed, feedback, args):
+    model = make_model(setup, n_states, seed, args.kalman_n_init)
+    if setup.startswith("kalman") and args.kalman_uncertainty == "bootstrap":
+        return DynamicsRecovery(model, feedback_columns=feedback, uncertainty="bootstrap",
+                                n_bootstrap=args.n_bootstrap, n_jobs=args.n_jobs,
+                                random_state=seed)
+    return DynamicsRecovery(model, feedback_columns=feedback)
+
+
 def make_model(setup, n_states, seed, kalman_n_init=1):
     if setup.startswith("kalman"):
         return KalmanFilterRegressor(n_states, n_init=kalman_n_init)
@@ -116,13 +129,13 @@ def run_setup(setup, args, table):
         hits, by_mode = [], {}
         for rep in range(args.n_reps):
             X, y, feedback = simulate(system, args.n_samples, 10_000 * k + rep, setup)
-            model = make_model(setup, system.A.shape[0], rep, args.kalman_n_init)
+            recovery = make_recovery(setup, system.A.shape[0], rep, feedback, args)
             start = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 # (EM's normal equations on a nearly noise-free forecasting start)
                 warnings.simplefilter("ignore", LinAlgWarning)
-                recovery = DynamicsRecovery(model, feedback_columns=feedback).fit(X, y)
+                recovery.fit(X, y)
             seconds.append(time.perf_counter() - start)
             for result in coverage_of(recovery.eigenvalues_, recovery.eigenvalues_cov_,
                                       truth):
@@ -180,6 +193,10 @@ def main(argv=None):
     parser.add_argument("--max-states", type=int, default=4)
     parser.add_argument("--setups", default=",".join(SETUPS))
     parser.add_argument("--kalman-n-init", type=int, default=1)
+    parser.add_argument("--kalman-uncertainty", choices=("asymptotic", "bootstrap"),
+                        default="asymptotic")
+    parser.add_argument("--n-bootstrap", type=int, default=30)
+    parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args(argv)
     report = Report(__file__, quick=args.quick)
@@ -194,7 +211,9 @@ def main(argv=None):
                          f"{args.n_systems} random systems x {args.n_reps} repetitions, "
                          f"T={args.n_samples}, 1-{args.max_states} states"
                          + (f"; Kalman n_init={args.kalman_n_init}"
-                            if args.kalman_n_init != 1 else ""))
+                            if args.kalman_n_init != 1 else "")
+                         + (f"; Kalman regions by bootstrap ({args.n_bootstrap} refits)"
+                            if args.kalman_uncertainty == "bootstrap" else ""))
     for setup in setups:
         run_setup(setup, args, table)
     report.write(args.json)

@@ -8,9 +8,11 @@ similar realization.
 """
 
 import numbers
+import warnings
 from copy import deepcopy
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import (
     BaseEstimator,
@@ -19,8 +21,8 @@ from sklearn.base import (
     TransformerMixin,
     clone,
 )
-from sklearn.exceptions import NotFittedError
-from sklearn.utils import get_tags
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.utils import check_random_state, get_tags
 
 from ._atomic import atomic_fit
 from ._kalman.realization import (
@@ -87,6 +89,21 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         How a ``tanh``/``relu`` RNN is linearized: the Jacobian ``dh_t/dh_{t-1}`` averaged
         along the hidden-state trajectory of the ``X`` passed to ``fit``, or taken at the
         fixed point driven by the mean input. Linear models ignore it.
+    uncertainty : {"asymptotic", "bootstrap"}, default="asymptotic"
+        Where ``eigenvalues_cov_`` comes from (see Notes). ``"asymptotic"``: the delta
+        method through the model's own covariance of its parameters (one fit; valid where
+        the data identify every mode well). ``"bootstrap"`` (Kalman model only): a
+        parametric bootstrap, ``n_bootstrap`` data sets drawn from the fitted model (in
+        closed loop with ``feedback_columns``), each refitted from scratch; it costs
+        ``n_bootstrap`` fits and stays honest where a mode is weakly identified.
+    n_bootstrap : int, default=50
+        Number of bootstrap data sets (``uncertainty="bootstrap"``).
+    n_jobs : int, default=None
+        Number of jobs for the bootstrap refits (joblib; None means 1 unless in a
+        :func:`joblib.parallel_backend` context, -1 means all processors).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the bootstrap's draws (each refit gets a seed of its own, so the result does
+        not depend on ``n_jobs``).
 
     Attributes
     ----------
@@ -118,7 +135,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         no such uncertainty: a Kalman fit that was not certified (``converged_`` False, a
         ConvergenceWarning was raised) or made by ``from_params``, an RNN given no ``y``
         or too large for its Jacobian (more than 25 million entries: rows x targets x
-        weights).
+        weights); with the bootstrap, when fewer than half the refits succeeded.
+    bootstrap_eigenvalues_ : ndarray of complex, shape (n_bootstrap, n_states)
+        With ``uncertainty="bootstrap"`` only: each refit's effective eigenvalues, matched
+        to ``eigenvalues_`` (same columns); a row of NaN for a refit that failed.
     order_ : int
         Number of states of the effective system (``order`` when given, the chosen
         model's with ``"auto"``).
@@ -245,6 +265,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         "order": [Interval(numbers.Integral, 1, None, closed="left"), StrOptions({"auto"}),
                   None],
         "linearization": [StrOptions({"trajectory", "fixed_point"})],
+        "uncertainty": [StrOptions({"asymptotic", "bootstrap"})],
+        "n_bootstrap": [Interval(numbers.Integral, 2, None, closed="left")],
+        "n_jobs": [numbers.Integral, None],
+        "random_state": ["random_state"],
     }
 
     _expected_failed_checks = {
@@ -258,12 +282,17 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     }
 
     def __init__(self, estimator, *, prefit=False, feedback_columns=None, order=None,
-                 linearization="trajectory"):
+                 linearization="trajectory", uncertainty="asymptotic", n_bootstrap=50,
+                 n_jobs=None, random_state=None):
         self.estimator = estimator
         self.prefit = prefit
         self.feedback_columns = feedback_columns
         self.order = order
         self.linearization = linearization
+        self.uncertainty = uncertainty
+        self.n_bootstrap = n_bootstrap
+        self.n_jobs = n_jobs
+        self.random_state = random_state
 
     @atomic_fit
     def fit(self, X, y=None, lengths=None, *, groups=None):
@@ -299,6 +328,17 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                 f"DynamicsRecovery supports {_SUPPORTED}; got "
                 f"{type(estimator).__name__}, which has no state-space form."
             )
+        if self.uncertainty == "bootstrap":
+            if not hasattr(estimator, "_simulate"):
+                raise TypeError(
+                    "uncertainty='bootstrap' draws data sets from the fitted model, which "
+                    f"needs a generative model (KalmanFilterRegressor); "
+                    f"{type(estimator).__name__} has no noise model to draw from. Use "
+                    "uncertainty='asymptotic'."
+                )
+            if y is None:
+                raise ValueError("uncertainty='bootstrap' refits the model on data drawn "
+                                 "like (X, y), so fit needs y.")
         if self.prefit:
             try:
                 check_is_fitted(estimator)
@@ -332,17 +372,24 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                 "the effective transition matrix is defective (a repeated eigenvalue "
                 "without a full set of eigenvectors), so it has no modal form; try order."
             ) from exc
-        eigenvalues_cov = _eigenvalues_covariance(estimator, modal.eigenvalues, columns,
-                                                  order, data)
+        draws = None
+        if self.uncertainty == "bootstrap":
+            draws = _bootstrap_eigenvalues(
+                estimator, modal.eigenvalues, columns, order, data, self.n_bootstrap,
+                self.n_jobs, check_random_state(self.random_state))
+            eigenvalues_cov = _bootstrap_covariance(modal.eigenvalues, draws)
+        else:
+            eigenvalues_cov = _eigenvalues_covariance(estimator, modal.eigenvalues, columns,
+                                                      order, data)
         self._set_fitted(
             estimator=estimator, system=system, modal=modal, hsv=hsv,
             state_map=to_canonical @ state_map, input_map=to_canonical @ input_map,
-            eigenvalues_cov=eigenvalues_cov, bic=bic,
+            eigenvalues_cov=eigenvalues_cov, bic=bic, draws=draws,
         )
         return self
 
     def _set_fitted(self, *, estimator, system, modal, hsv, state_map, input_map,
-                    eigenvalues_cov, bic):
+                    eigenvalues_cov, bic, draws):
         self.estimator_ = estimator
         self.A_, self.B_, self.C_, self.D_ = system.A, system.B, system.C, system.D
         self.eigenvalues_ = modal.eigenvalues
@@ -352,6 +399,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
             self.bic_ = bic
         elif hasattr(self, "bic_"):
             del self.bic_
+        if draws is not None:
+            self.bootstrap_eigenvalues_ = draws
+        elif hasattr(self, "bootstrap_eigenvalues_"):
+            del self.bootstrap_eigenvalues_
         self.A_canonical_ = modal.A_canonical
         self.canonical_basis_ = modal.basis
         self.hankel_singular_values_ = hsv
@@ -554,3 +605,65 @@ def _eigenvalues_covariance(estimator, eigenvalues, columns, order, data):
         return np.full((n, 2, 2), np.nan)
     index = 2 * np.arange(n)[:, None] + np.arange(2)
     return full[index[:, :, None], index[:, None, :]]
+
+
+# Errors a refit on a drawn data set may raise; such a draw counts as failed (a NaN row).
+_DRAW_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
+
+
+def _bootstrap_draw(estimator, reference, columns, order, data, seed):
+    """One parametric-bootstrap draw: data from the fitted model, a refit, its eigenvalues.
+
+    The refit's effective eigenvalues (the same loop closing and reduction as ``fit``'s)
+    are matched to ``reference`` by an optimal assignment; NaN where the refit fails.
+    """
+    X, _, lengths, linearization = data
+    try:
+        with warnings.catch_warnings():
+            # A refit that stops short is part of the estimator's sampling behaviour.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            X_drawn, y_drawn = estimator._simulate(X, lengths, columns, seed)
+            model = clone(estimator).fit(X_drawn, y_drawn, lengths=lengths)
+            A, B, C, D = (np.asarray(M, dtype=float) for M in model._state_space(
+                X_drawn, lengths, linearization=linearization))
+            system = _effective_system(LinearSystem(A=A, B=B, C=C, D=D), columns, order)[0]
+            values = np.linalg.eigvals(system.A)
+    except _DRAW_ERRORS:
+        return np.full(reference.size, np.nan + 0j)
+    if not np.all(np.isfinite(values)):
+        return np.full(reference.size, np.nan + 0j)
+    rows, cols = linear_sum_assignment(np.abs(reference[:, None] - values[None, :]))
+    matched = np.empty_like(reference)
+    matched[rows] = values[cols]
+    return matched
+
+
+def _bootstrap_eigenvalues(estimator, reference, columns, order, data, n_bootstrap, n_jobs,
+                           rng):
+    """``(n_bootstrap, n)`` matched eigenvalues of refits on data drawn from the model."""
+    seeds = rng.randint(np.iinfo(np.int32).max, size=n_bootstrap)
+    draws = Parallel(n_jobs=n_jobs)(
+        delayed(_bootstrap_draw)(estimator, reference, columns, order, data, seed)
+        for seed in seeds)
+    return np.array(draws, dtype=complex).reshape(n_bootstrap, reference.size)
+
+
+def _bootstrap_covariance(reference, draws):
+    """Each eigenvalue's ``(Re, Im)`` mean squared error about ``reference``, ``(n, 2, 2)``.
+
+    About the estimate, not the draws' mean: the bias of the estimator under the fitted
+    model (a weakly identified mode's pull towards zero, a drift to another mode) widens
+    the region. A real estimate keeps zero variance in its imaginary part. NaN when fewer
+    than half the draws succeeded.
+    """
+    n = reference.size
+    ok = np.all(np.isfinite(draws), axis=1)
+    if ok.sum() < max(2, draws.shape[0] / 2):
+        return np.full((n, 2, 2), np.nan)
+    errors = draws[ok] - reference
+    parts = np.stack([errors.real, errors.imag], axis=-1)  # (draws, n, 2)
+    cov = np.einsum("bni,bnj->nij", parts, parts) / parts.shape[0]
+    real = reference.imag == 0
+    cov[real, 1, :] = 0.0
+    cov[real, :, 1] = 0.0
+    return cov

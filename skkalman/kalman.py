@@ -1148,6 +1148,34 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y = states @ self.C_.T + data.X @ self.D_.T + self.intercept_ + V
         return restore_y_shape(y, self._y_ndim), states
 
+    def _simulate(self, X, lengths=None, feedback_columns=None, random_state=None):
+        """A data set ``(X, y)`` like the one given, drawn from the model (the bootstrap).
+
+        Without ``feedback_columns`` this is :meth:`sample` (``X`` unchanged). With them
+        the model runs in closed loop, as the forecasting set-up's data arose:
+        ``X[t, feedback_columns[k]]`` is the drawn target ``k`` at ``t - 1``; the first
+        row of each sequence keeps the given values (the lag before the sequence).
+        """
+        if feedback_columns is None:
+            return X, self.sample(X, lengths, random_state)[0]
+        data = self._validate(X, lengths=lengths)
+        rng = check_random_state(random_state)
+        Xs = data.X.copy()
+        n_samples = Xs.shape[0]
+        W = gaussian_draws(rng, self.Q_, n_samples)
+        V = gaussian_draws(rng, self.R_, n_samples) + self.intercept_
+        y = np.empty((n_samples, self.C_.shape[0]))
+        A, B, C, D = self.A_, self.B_, self.C_, self.D_
+        for s in data.slices:
+            state = (self.initial_state_mean_
+                     + gaussian_draws(rng, self.initial_state_covariance_, 1)[0])
+            for t in range(s.start, s.stop):
+                if t > s.start:
+                    Xs[t, feedback_columns] = y[t - 1]
+                    state = A @ state + B @ Xs[t] + W[t]
+                y[t] = C @ state + D @ Xs[t] + V[t]
+        return Xs, restore_y_shape(y, self._y_ndim)
+
     def score(self, X, y, lengths=None, sample_weight=None, *, groups=None):
         """R² of :meth:`predict` (no measurements used) against the observed ``y``.
 

@@ -289,6 +289,15 @@ CASES = [
     Case("feedback-float", "``feedback_columns`` not integers", ValueError,
          "feedback_columns must hold integer column indices",
          (Call(D, "fit", params={"feedback_columns": [0.0]}),)),
+    Case("bootstrap-rnn", "``uncertainty=\"bootstrap\"`` around an RNN (no noise model to "
+         "draw from)", TypeError, "uncertainty='bootstrap' draws data sets from the fitted "
+         "model, which needs a generative model",
+         (Call(D, "fit", params={"estimator": ElmanRNNRegressor(hidden_size=2, max_epochs=2),
+                                 "uncertainty": "bootstrap", "n_bootstrap": 2}),)),
+    Case("bootstrap-y", "``uncertainty=\"bootstrap\"`` without ``y``", ValueError,
+         r"uncertainty='bootstrap' refits the model on data drawn like \(X, y\), so fit "
+         "needs y", (Call(D, "fit", {"y": None},
+                          params={"uncertainty": "bootstrap", "n_bootstrap": 2}),)),
     # --- metrics ---------------------------------------------------------------------
     Case("eigenvalues-shape", "``eigenvalue_error`` of a matrix that is not square",
          ValueError, "A_est must be a square matrix or a 1-D array of eigenvalues",

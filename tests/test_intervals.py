@@ -1,6 +1,7 @@
 """DynamicsRecovery's uncertainty (eigenvalues_cov_) and order selection (order="auto"):
 shapes, the matching of perturbed eigenvalues, the exact sensitivities behind the RNN's
-covariance, agreement with known and simulated standard deviations, BIC choices."""
+covariance, the parametric bootstrap, agreement with known and simulated standard
+deviations, BIC choices."""
 
 import warnings
 from copy import deepcopy
@@ -14,7 +15,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman._rnn.activations import ACTIVATIONS
 from skkalman.datasets import lagged_targets, make_lds
-from skkalman.dynamics import _eigenvalue_statistic
+from skkalman.dynamics import _bootstrap_covariance, _eigenvalue_statistic
 from skkalman.rnn import (
     _bartlett_bandwidth,
     _forward_sensitivities,
@@ -260,3 +261,127 @@ def test_intervals_cover_the_oscillator_in_repeated_forecasting_fits(model):
     distances = np.array(distances)
     assert 0.4 < np.mean(distances) / 2 < 2.5
     assert np.mean(distances <= CHI2_2_95) >= 0.75
+
+
+def _noiseless_model():
+    return KalmanFilterRegressor.from_params(
+        A=[[0.5, 0.2], [-0.1, 0.7]], C=[[1.0, 0.5]], Q=np.zeros((2, 2)), R=[[0.0]],
+        B=[[0.3, 1.0], [0.2, 0.0]], D=[[0.4, 0.1]], initial_state_mean=[1.0, -1.0],
+        initial_state_covariance=np.zeros((2, 2)), intercept=[2.0])
+
+
+def test_closed_loop_draw_feeds_each_drawn_target_back():
+    model = _noiseless_model()
+    A, B, C, D = model.A_, model.B_, model.C_, model.D_
+    X = np.arange(20.0).reshape(10, 2)
+    X_drawn, y = model._simulate(X, [6, 4], [0], random_state=0)
+    assert np.array_equal(X_drawn[:, 1], X[:, 1])  # an exogenous column is kept
+    for first, stop in ((0, 6), (6, 10)):
+        assert X_drawn[first, 0] == X[first, 0]  # the lag before the sequence
+        assert np.array_equal(X_drawn[first + 1:stop, 0], y[first:stop - 1])
+        # No noise: the closed loop's recursion, step by step.
+        state = model.initial_state_mean_
+        for t in range(first, stop):
+            if t > first:
+                state = A @ state + B @ X_drawn[t]
+            assert y[t] == pytest.approx((C @ state + D @ X_drawn[t] + 2.0)[0], rel=1e-12)
+    # Without feedback the draw is the model's sample, X unchanged.
+    X_same, y_sample = model._simulate(X, [6, 4], None, random_state=0)
+    assert X_same is X
+    assert np.allclose(y_sample, model.sample(X, [6, 4], random_state=0)[0])
+
+
+@pytest.mark.parametrize("feedback", [False, True])
+def test_bootstrap_agrees_with_the_observed_information_on_a_well_identified_mode(feedback):
+    _, y, system = make_lds(system="oscillator", n_samples=800, random_state=0)
+    X, y, lengths = lagged_targets(y) if feedback else (np.zeros((len(y), 0)), y, None)
+    columns = [0] if feedback else None
+    asymptotic = DynamicsRecovery(KalmanFilterRegressor(2), feedback_columns=columns).fit(
+        X, y, lengths)
+    boot = DynamicsRecovery(KalmanFilterRegressor(2), feedback_columns=columns,
+                            uncertainty="bootstrap", n_bootstrap=24, random_state=0).fit(
+        X, y, lengths)
+    assert np.allclose(boot.eigenvalues_, asymptotic.eigenvalues_)
+    assert boot.bootstrap_eigenvalues_.shape == (24, 2)
+    assert np.all(np.isfinite(boot.bootstrap_eigenvalues_))
+    # Each draw follows its own eigenvalue: the upper one stays in the upper half-plane.
+    assert np.all(boot.bootstrap_eigenvalues_[:, 0].imag > 0)
+    ratio = np.sqrt(np.diagonal(boot.eigenvalues_cov_[0])
+                    / np.diagonal(asymptotic.eigenvalues_cov_[0]))
+    # 24 draws estimate a standard deviation to about 15%.
+    assert np.all((ratio > 0.6) & (ratio < 1.7)), ratio
+    assert not hasattr(asymptotic, "bootstrap_eigenvalues_")
+
+
+def test_bootstrap_of_a_real_eigenvalue_has_no_imaginary_variance():
+    y = _ar1(0.8, 400, seed=0)
+    recovery = DynamicsRecovery(KalmanFilterRegressor(1), uncertainty="bootstrap",
+                                n_bootstrap=10, random_state=0).fit(np.zeros((400, 0)), y)
+    cov = recovery.eigenvalues_cov_[0]
+    assert cov[0, 0] > 0 and cov[1, 1] == 0 and cov[0, 1] == 0
+
+
+def test_bootstrap_is_reproducible_and_independent_of_n_jobs():
+    X, y, _ = make_lds(system="oscillator", n_samples=300, random_state=0)
+    runs = [DynamicsRecovery(KalmanFilterRegressor(2), uncertainty="bootstrap",
+                             n_bootstrap=4, random_state=3, n_jobs=n_jobs).fit(X, y)
+            for n_jobs in (1, 1, 2)]
+    for run in runs[1:]:
+        assert np.array_equal(run.bootstrap_eigenvalues_, runs[0].bootstrap_eigenvalues_)
+        assert np.array_equal(run.eigenvalues_cov_, runs[0].eigenvalues_cov_)
+    # A refit without the bootstrap drops its draws.
+    recovery = runs[0].set_params(uncertainty="asymptotic").fit(X, y)
+    assert not hasattr(recovery, "bootstrap_eigenvalues_")
+
+
+def test_bootstrap_covariance_is_the_error_about_the_estimate():
+    reference = np.array([0.3 + 0.2j, 0.3 - 0.2j, 0.5])
+    errors = np.array([[0.1 + 0.1j, 0.1 - 0.1j, 0.2 + 0.05j],
+                       [-0.1 + 0.3j, -0.1 - 0.3j, 0.0]])
+    cov = _bootstrap_covariance(reference, reference + errors)
+    # About the estimate, not the draws' mean (which is off by the errors' mean).
+    assert np.allclose(cov[0], [[0.01, -0.01], [-0.01, 0.05]])
+    assert np.allclose(cov[1], [[0.01, 0.01], [0.01, 0.05]])
+    # A real estimate: the imaginary part of a draw that came out complex is not counted.
+    assert np.allclose(cov[2], [[0.02, 0.0], [0.0, 0.0]])
+    # Failed draws (NaN rows) are left out; fewer than half succeeding gives NaN.
+    failed = np.full((1, 3), np.nan + 0j)
+    with_one_failed = np.vstack([reference + errors, failed])
+    assert np.allclose(_bootstrap_covariance(reference, with_one_failed), cov)
+    assert np.all(np.isnan(_bootstrap_covariance(
+        reference, np.vstack([reference + errors[:1], failed, failed]))))
+
+
+def test_a_failed_bootstrap_refit_is_a_nan_draw(monkeypatch):
+    X, y, _ = make_lds(system="oscillator", n_samples=300, random_state=0)
+    draw = KalmanFilterRegressor._simulate
+
+    def every_other_draw_fails(self, X, lengths=None, feedback_columns=None,
+                               random_state=None):
+        X_drawn, y_drawn = draw(self, X, lengths, feedback_columns, random_state)
+        return X_drawn, (y_drawn[:-1] if random_state % 2 else y_drawn)  # a ValueError
+
+    monkeypatch.setattr(KalmanFilterRegressor, "_simulate", every_other_draw_fails)
+    for random_state, n_failed in ((3, 3), (0, 6)):
+        recovery = DynamicsRecovery(KalmanFilterRegressor(2), uncertainty="bootstrap",
+                                    n_bootstrap=8, random_state=random_state).fit(X, y)
+        seeds = np.random.RandomState(random_state).randint(np.iinfo(np.int32).max, size=8)
+        failed = np.all(np.isnan(recovery.bootstrap_eigenvalues_), axis=1)
+        assert np.array_equal(failed, seeds % 2 == 1) and failed.sum() == n_failed
+        # The covariance from the draws that succeeded, unless fewer than half did.
+        assert np.all(np.isfinite(recovery.eigenvalues_cov_)) == (n_failed <= 4)
+
+
+def test_bootstrap_needs_a_generative_model_y_and_two_draws():
+    X, y, _ = make_lds(system="oscillator", n_inputs=1, n_samples=200, random_state=0)
+    rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0)
+    with pytest.raises(TypeError, match="generative model"):
+        DynamicsRecovery(rnn, uncertainty="bootstrap").fit(X, y)
+    assert not hasattr(rnn, "module_")  # refused before any training
+    model = KalmanFilterRegressor(2).fit(X, y)
+    with pytest.raises(ValueError, match="needs y"):
+        DynamicsRecovery(model, prefit=True, uncertainty="bootstrap").fit(X)
+    with pytest.raises(InvalidParameterError, match="n_bootstrap"):
+        DynamicsRecovery(model, uncertainty="bootstrap", n_bootstrap=1).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="uncertainty"):
+        DynamicsRecovery(model, uncertainty="sandwich").fit(X, y)
