@@ -14,23 +14,23 @@ Set-ups: the Kalman model, the linear RNN and the tanh RNN, each input-driven (`
 known inputs) and forecasting (``X_t = y_{t-1}``, ``feedback_columns``; the truth is the
 system's ``A``). A tanh network's eigenvalues are those of its linearization along the
 trajectory (``DynamicsRecovery``'s default), whose regions carry the slopes' dependence
-on the weights; on data from a linear system its truth is ``A`` too.
+on the weights; on data from a linear system its truth is ``A`` too. The Kalman set-ups'
+regions come from the observed information (``uncertainty="asymptotic"``); the
+``...-bootstrap`` set-ups fit the same draws and take the parametric bootstrap's regions
+instead (``uncertainty="bootstrap"``, ``--n-bootstrap`` refits on ``--n-jobs``
+processes). They are not among the defaults (each fit costs ``--n-bootstrap`` fits).
 
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_intervals.py [--quick] [--n-systems 8]
         [--n-reps 12] [--n-samples 2000] [--setups kalman-input,...]
-        [--kalman-n-init 1] [--kalman-uncertainty asymptotic] [--n-bootstrap 30]
-        [--n-jobs 1] [--json PATH]
+        [--kalman-n-init 1] [--n-bootstrap 30] [--n-jobs 1] [--json PATH]
 
 ``--kalman-n-init 3`` fits the Kalman set-ups with ``n_init=3`` (all three raced subspace
-starts continued to their maxima) instead of the default. ``--kalman-uncertainty
-bootstrap`` gives the Kalman set-ups the parametric bootstrap's regions
-(``DynamicsRecovery(uncertainty="bootstrap", n_bootstrap=--n-bootstrap)``, its refits on
-``--n-jobs`` processes) instead of the observed information's.
+starts continued to their maxima) instead of the default.
 
-``--quick`` (CI, under a minute): two systems, three repetitions, the Kalman set-ups and
-the linear RNN forecasting at 600 steps.
+``--quick`` (CI, under a minute): two systems, three repetitions, the Kalman set-ups (one
+with 5 bootstrap refits) and the linear RNN forecasting at 600 steps.
 """
 
 import argparse
@@ -49,13 +49,18 @@ from skkalman.datasets import lagged_targets, make_lds
 
 SETUPS = ("kalman-input", "kalman-forecasting", "rnn-input", "rnn-forecasting", "tanh-input",
           "tanh-forecasting")
+BOOTSTRAP_SETUPS = ("kalman-input-bootstrap", "kalman-forecasting-bootstrap")
 # Chi-square 95% quantiles: 2 dof for a complex eigenvalue, 1 dof for a real one.
 _CHI2_95 = {2: 5.991, 1: 3.841}
 
 
+def _forecasting(setup):
+    return "forecasting" in setup
+
+
 def draw_system(seed, setup, max_states):
     """A random system of the set-up (inputs for input-driven, none for forecasting)."""
-    n_inputs = 0 if setup.endswith("forecasting") else 1 + seed % 2
+    n_inputs = 0 if _forecasting(setup) else 1 + seed % 2
     rng = np.random.default_rng(seed)
     n_states = int(rng.integers(1, max_states + 1))
     # The RNN has no direct path (y_t = W_hy h_t): a D != 0 costs it n_targets more hidden
@@ -74,7 +79,7 @@ def simulate(system, n_samples, seed, setup):
     X = rng.standard_normal((n_samples + 1, system.B.shape[1]))
     y, _ = truth.sample(X, random_state=rng)
     y = y.reshape(len(y), -1)
-    if setup.endswith("forecasting"):
+    if _forecasting(setup):
         X, y, _ = lagged_targets(y)
         return X, y, list(range(y.shape[1]))
     return X[1:], y[1:], None
@@ -82,7 +87,7 @@ def simulate(system, n_samples, seed, setup):
 
 def make_recovery(setup, n_states, seed, feedback, args):
     model = make_model(setup, n_states, seed, args.kalman_n_init)
-    if setup.startswith("kalman") and args.kalman_uncertainty == "bootstrap":
+    if setup.endswith("bootstrap"):
         return DynamicsRecovery(model, feedback_columns=feedback, uncertainty="bootstrap",
                                 n_bootstrap=args.n_bootstrap, n_jobs=args.n_jobs,
                                 random_state=seed)
@@ -193,8 +198,6 @@ def main(argv=None):
     parser.add_argument("--max-states", type=int, default=4)
     parser.add_argument("--setups", default=",".join(SETUPS))
     parser.add_argument("--kalman-n-init", type=int, default=1)
-    parser.add_argument("--kalman-uncertainty", choices=("asymptotic", "bootstrap"),
-                        default="asymptotic")
     parser.add_argument("--n-bootstrap", type=int, default=30)
     parser.add_argument("--n-jobs", type=int, default=None)
     parser.add_argument("--json", help="write the figures to this file")
@@ -203,17 +206,19 @@ def main(argv=None):
     setups = args.setups.split(",")
     if args.quick:
         args.n_systems, args.n_reps, args.n_samples, args.max_states = 2, 3, 600, 2
-        setups = ["kalman-input", "kalman-forecasting", "rnn-forecasting"]
-    unknown = sorted(set(setups) - set(SETUPS))
+        args.n_bootstrap = 5
+        setups = ["kalman-input", "kalman-forecasting", "kalman-forecasting-bootstrap",
+                  "rnn-forecasting"]
+    unknown = sorted(set(setups) - set(SETUPS + BOOTSTRAP_SETUPS))
     if unknown:
-        parser.error(f"unknown set-ups {unknown}; choose from {SETUPS}")
+        parser.error(f"unknown set-ups {unknown}; choose from {SETUPS + BOOTSTRAP_SETUPS}")
     table = report.table("coverage", "Coverage of the 95% eigenvalue regions",
                          f"{args.n_systems} random systems x {args.n_reps} repetitions, "
                          f"T={args.n_samples}, 1-{args.max_states} states"
                          + (f"; Kalman n_init={args.kalman_n_init}"
                             if args.kalman_n_init != 1 else "")
-                         + (f"; Kalman regions by bootstrap ({args.n_bootstrap} refits)"
-                            if args.kalman_uncertainty == "bootstrap" else ""))
+                         + (f"; bootstrap set-ups: {args.n_bootstrap} refits"
+                            if any(s.endswith("bootstrap") for s in setups) else ""))
     for setup in setups:
         run_setup(setup, args, table)
     report.write(args.json)

@@ -46,10 +46,15 @@ SCRIPTS = {
     "bench_rnn": ([], ["--quick"]),
     "bench_rnn_robustness": (["--kalman", "--n-systems", "8"], ["--quick"]),
     # The simulation studies of DynamicsRecovery on two shared cores: the coverage study on
-    # 16 systems x 8 draws in six set-ups (about 20 minutes: the misses sit on a few of
-    # systems 8 to 15, which its default of 8 systems never draws), order selection on 6
-    # (about 5; its default of 20 takes about 30).
-    "bench_intervals": (["--n-systems", "16", "--n-reps", "8"], ["--quick"]),
+    # 16 systems x 8 draws in six set-ups and the Kalman model's two with the bootstrap's
+    # regions at its default of 50 refits (about an hour, most of it the 12,800 bootstrap
+    # refits; the misses sit on a few of systems 8 to 15, which its default of 8 systems
+    # never draws), order selection on 6 (about 5 minutes; its default of 20 takes 30).
+    "bench_intervals": (["--n-systems", "16", "--n-reps", "8", "--setups",
+                         "kalman-input,kalman-forecasting,kalman-input-bootstrap,"
+                         "kalman-forecasting-bootstrap,rnn-input,rnn-forecasting,"
+                         "tanh-input,tanh-forecasting", "--n-bootstrap", "50",
+                         "--n-jobs", "2"], ["--quick"]),
     "bench_order": (["--n-systems", "6"], ["--quick"]),
 }
 COLUMNS = ["tool", "data", "figure", "value", "skkalman", "ratio", "note"]
