@@ -31,6 +31,13 @@ def _positive_int(minimum):
     return parse
 
 
+def _bootstrap_refits(text):
+    value = _positive_int(0)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError("a bootstrap needs at least 2 refits (0: off), got 1")
+    return value
+
+
 def _lengths(text):
     try:
         values = [int(part) for part in text.split(",") if part.strip()]
@@ -92,6 +99,11 @@ def _parser():
                         help="also fit the models to a damped pendulum (small and large "
                              "swings) and compare the tanh RNN's linearizations with the "
                              "true Jacobian at rest")
+    parser.add_argument("--bootstrap", type=_bootstrap_refits, default=0, metavar="N",
+                        help="the Kalman model's eigenvalue intervals from a parametric "
+                             "bootstrap of N refits instead of its observed information "
+                             "(honest where a mode is weakly identified; N more fits per "
+                             "set-up; default: %(default)s, off)")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and few epochs: a smoke test in seconds")
     parser.add_argument("--quiet", action="store_true",
@@ -152,7 +164,7 @@ def main(argv=None):
     tic = time.perf_counter()
     progress = None if args.quiet else _Progress(sys.stderr)
     sizes = dict(n_samples=args.n_samples, n_test=args.n_test, hidden_size=args.hidden_size,
-                 quick=args.quick, progress=progress)
+                 quick=args.quick, progress=progress, kalman_bootstrap=args.bootstrap)
     result = experiment.run_experiment(args.system, seed=args.seed, **sizes)
     report = result.report
     if args.random_systems:
@@ -164,7 +176,8 @@ def main(argv=None):
             **{k: v for k, v in sizes.items() if k != "n_samples"})
     if args.nonlinear:
         report["nonlinear"] = experiment.run_nonlinear(
-            seed=args.seed, **{k: v for k, v in sizes.items() if k != "hidden_size"})
+            seed=args.seed, **{k: v for k, v in sizes.items()
+                               if k not in ("hidden_size", "kalman_bootstrap")})
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     figures = {"eigenvalues": "eigenvalues.png", "forecasts": "forecasts.png",

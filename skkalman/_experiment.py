@@ -363,7 +363,7 @@ def _setup_data(setup, params, n_samples, n_test, seed):
     return (X[:n_train], y[:n_train]), (X[n_train:], y[n_train:]), optimal, feedback
 
 
-def _fit_recovery(model, X, y, feedback, order, linearization="trajectory"):
+def _fit_recovery(model, X, y, feedback, order, linearization="trajectory", **uncertainty):
     """Fit ``model``, then recover its dynamics reduced to ``order`` states.
 
     ConvergenceWarnings become notes of the report. When the effective system cannot be
@@ -382,11 +382,15 @@ def _fit_recovery(model, X, y, feedback, order, linearization="trajectory"):
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return _recover(estimator, X, y, feedback, order, linearization, notes), fit_time, notes
+    return (_recover(estimator, X, y, feedback, order, linearization, notes, **uncertainty),
+            fit_time, notes)
 
 
-def _recover(estimator, X, y, feedback, order, linearization, notes):
-    """DynamicsRecovery of a fitted model, falling back to every state (with a note)."""
+def _recover(estimator, X, y, feedback, order, linearization, notes, **uncertainty):
+    """DynamicsRecovery of a fitted model, falling back to every state (with a note).
+
+    ``uncertainty``: DynamicsRecovery's parameters of ``eigenvalues_cov_`` (the bootstrap's).
+    """
     from .dynamics import DynamicsRecovery
 
     # order: a minimal realization with the true number of states, so surplus modes (an
@@ -394,7 +398,8 @@ def _recover(estimator, X, y, feedback, order, linearization, notes):
     # singular values rather than counted as errors.
     def recovery(order):
         return DynamicsRecovery(estimator, prefit=True, feedback_columns=feedback,
-                                order=order, linearization=linearization).fit(X, y)
+                                order=order, linearization=linearization,
+                                **uncertainty).fit(X, y)
 
     try:
         return recovery(order)
@@ -458,7 +463,8 @@ def _matched_error(estimated, target):
 
 
 def run_experiment(system="two_rotations", *, n_samples=None, n_test=None, hidden_size=None,
-                   seed=0, system_seed=None, quick=False, progress=None, label=""):
+                   seed=0, system_seed=None, quick=False, progress=None, label="",
+                   kalman_bootstrap=0):
     """Fit the Kalman model and linear and tanh Elman RNNs; recover ``A`` from each.
 
     Parameters
@@ -487,6 +493,11 @@ def run_experiment(system="two_rotations", *, n_samples=None, n_test=None, hidde
         ``epoch_callback(name)`` (a skorch callback); None is silent.
     label : str, default=""
         Prefix of the progress lines (which system and seed).
+    kalman_bootstrap : int, default=0
+        When positive, the Kalman model's eigenvalue intervals come from a parametric
+        bootstrap of this many refits (``DynamicsRecovery(uncertainty="bootstrap")``)
+        instead of its observed information: honest where a mode is weakly identified,
+        at the cost of as many fits.
 
     Returns
     -------
@@ -513,7 +524,9 @@ def run_experiment(system="two_rotations", *, n_samples=None, n_test=None, hidde
     report = {
         "config": dict(system=system, system_seed=system_seed if system == "random" else None,
                        n_samples=n_samples, n_test=n_test, hidden_size=hidden_size,
-                       seed=seed, quick=bool(quick)),
+                       seed=seed, quick=bool(quick),
+                       kalman_intervals=(f"parametric bootstrap, {kalman_bootstrap} refits"
+                                         if kalman_bootstrap else "observed information")),
         "setups": {},
     }
     traces = {}
@@ -534,7 +547,11 @@ def run_experiment(system="two_rotations", *, n_samples=None, n_test=None, hidde
         for name, model in models.items():
             if progress is not None:
                 progress.start(f"{label}{setup}", name)
-            recovery, fit_time, notes = _fit_recovery(model, X_tr, y_tr, feedback, n_states)
+            uncertainty = (dict(uncertainty="bootstrap", n_bootstrap=kalman_bootstrap,
+                                random_state=seed)
+                           if name == "kalman" and kalman_bootstrap else {})
+            recovery, fit_time, notes = _fit_recovery(model, X_tr, y_tr, feedback, n_states,
+                                                      **uncertainty)
             prediction = recovery.estimator_.predict(X_te)
             mse = _mse(y_te, prediction, burn_in)
             rows[name] = dict(
@@ -630,7 +647,7 @@ def naive_text(naive):
 # -- many systems and seeds; training lengths ----------------------------------------------
 
 def run_many(n_systems, n_seeds=1, *, first_seed=0, n_samples=None, n_test=None,
-             hidden_size=None, quick=False, progress=None):
+             hidden_size=None, quick=False, progress=None, kalman_bootstrap=0):
     """The experiment on ``n_systems`` random systems, each with ``n_seeds`` seeds.
 
     System ``i`` is ``make_lds(system="random", random_state=first_seed + i)``; its seeds
@@ -655,7 +672,7 @@ def run_many(n_systems, n_seeds=1, *, first_seed=0, n_samples=None, n_test=None,
             result = run_experiment("random", n_samples=n_samples, n_test=n_test,
                                     hidden_size=hidden_size, seed=seed,
                                     system_seed=system_seed, quick=quick, progress=progress,
-                                    label=label)
+                                    label=label, kalman_bootstrap=kalman_bootstrap)
             runs.append(dict(system_seed=system_seed, seed=seed,
                              description=result.report["config"]["description"],
                              setups={setup: dict(
@@ -715,7 +732,8 @@ def summarize(runs):
 
 
 def run_sweep(system="two_rotations", lengths=(500, 1000, 2000, 5000, 10_000, 20_000), *,
-              n_test=None, hidden_size=None, seed=0, quick=False, progress=None):
+              n_test=None, hidden_size=None, seed=0, quick=False, progress=None,
+              kalman_bootstrap=0):
     """Eigenvalue error and MSE/optimum against the training length, on one system.
 
     Returns
@@ -732,7 +750,8 @@ def run_sweep(system="two_rotations", lengths=(500, 1000, 2000, 5000, 10_000, 20
         if progress is not None:
             progress.stage(f"training length {n}")
         result = run_experiment(system, n_samples=n, n_test=n_test, hidden_size=hidden_size,
-                                seed=seed, quick=quick, progress=progress, label=f"T={n} ")
+                                seed=seed, quick=quick, progress=progress, label=f"T={n} ",
+                                kalman_bootstrap=kalman_bootstrap)
         for setup, block in result.report["setups"].items():
             for name, row in block["models"].items():
                 entry = out["setups"].setdefault(setup, {}).setdefault(
@@ -1179,7 +1198,9 @@ def format_markdown(report, figures):
     out = ["# Can a trained RNN reveal the dynamics behind the data?", ""]
     out += [f"System: {config['system']} ({config['description']}); training length "
             f"{config['n_samples']}, held out {config['n_test']}, RNN hidden size "
-            f"{config['hidden_size']}, seed {config['seed']}.", "", "## The answer", ""]
+            f"{config['hidden_size']}, seed {config['seed']}; the Kalman model's intervals "
+            f"from its {config.get('kalman_intervals', 'observed information')}.", "",
+            "## The answer", ""]
     for setup, block in report["setups"].items():
         for name in RNNS:
             out.append(f"- **{setup.replace('_', '-')}**: "

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from skkalman import _experiment as experiment
-from skkalman._experiment import MODELS, SETUPS, run_experiment
+from skkalman._experiment import MODELS, RNNS, SETUPS, run_experiment
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -75,6 +75,8 @@ def test_quiet_prints_only_the_table(tmp_path):
         (["--seeds", "0"], "--seeds: must be at least 1"),
         (["--sweep-lengths", "500,x"], "--sweep-lengths: expected comma-separated integers"),
         (["--sweep-lengths", "500,10"], "--sweep-lengths: every length must be at least 50"),
+        (["--bootstrap", "1"], "--bootstrap: a bootstrap needs at least 2 refits"),
+        (["--bootstrap", "-2"], "--bootstrap: must be at least 0"),
     ],
 )
 def test_bad_options_exit_2_with_a_message(capsys, args, message):
@@ -99,12 +101,29 @@ def test_same_seed_same_numbers():
             assert a["mse"] == b["mse"]
 
 
+def test_bootstrap_option_gives_only_the_kalman_intervals_from_refits():
+    kwargs = dict(quick=True, n_samples=150, n_test=40, seed=3)
+    plain = run_experiment(**kwargs).report
+    boot = run_experiment(**kwargs, kalman_bootstrap=3).report
+    assert plain["config"]["kalman_intervals"] == "observed information"
+    assert boot["config"]["kalman_intervals"] == "parametric bootstrap, 3 refits"
+    for setup in SETUPS:
+        a, b = plain["setups"][setup]["models"], boot["setups"][setup]["models"]
+        assert a["kalman"]["eigenvalues"] == b["kalman"]["eigenvalues"]
+        assert a["kalman"]["eigenvalue_cov"] != b["kalman"]["eigenvalue_cov"]
+        assert np.all(np.isfinite(b["kalman"]["eigenvalue_cov"]))
+        for name in RNNS:
+            assert a[name]["eigenvalue_cov"] == b[name]["eigenvalue_cov"]
+    assert "the Kalman model's intervals from its parametric bootstrap, 3 refits" in (
+        experiment.format_markdown(boot, {}))
+
+
 def test_help_explains_every_option(tmp_path):
     proc = _run("--help", cwd=tmp_path)
     assert proc.returncode == 0
     for option in ("--system", "--n-samples", "--n-test", "--hidden-size", "--seed", "--out",
                    "--quick", "--quiet", "--random-systems", "--seeds", "--sweep",
-                   "--sweep-lengths", "--nonlinear"):
+                   "--sweep-lengths", "--nonlinear", "--bootstrap"):
         assert option in proc.stdout
 
 
