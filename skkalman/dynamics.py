@@ -614,15 +614,19 @@ _DRAW_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 def _bootstrap_draw(estimator, reference, columns, order, data, seed):
     """One parametric-bootstrap draw: data from the fitted model, a refit, its eigenvalues.
 
-    The refit's effective eigenvalues (the same loop closing and reduction as ``fit``'s)
+    The draw has the data's missing entries (NaN in ``y``) where the data had them. The
+    refit's effective eigenvalues (the same loop closing and reduction as ``fit``'s)
     are matched to ``reference`` by an optimal assignment; NaN where the refit fails.
     """
-    X, _, lengths, linearization = data
+    X, y, lengths, linearization = data
     try:
         with warnings.catch_warnings():
             # A refit that stops short is part of the estimator's sampling behaviour.
             warnings.simplefilter("ignore", ConvergenceWarning)
             X_drawn, y_drawn = estimator._simulate(X, lengths, columns, seed)
+            missing = np.isnan(np.asarray(y, dtype=float)).reshape(np.shape(y_drawn))
+            if missing.any():  # the data's missing entries are missing in the draw too
+                y_drawn = np.where(missing, np.nan, y_drawn)
             model = clone(estimator).fit(X_drawn, y_drawn, lengths=lengths)
             A, B, C, D = (np.asarray(M, dtype=float) for M in model._state_space(
                 X_drawn, lengths, linearization=linearization))

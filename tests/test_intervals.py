@@ -385,3 +385,28 @@ def test_bootstrap_needs_a_generative_model_y_and_two_draws():
         DynamicsRecovery(model, uncertainty="bootstrap", n_bootstrap=1).fit(X, y)
     with pytest.raises(InvalidParameterError, match="uncertainty"):
         DynamicsRecovery(model, uncertainty="sandwich").fit(X, y)
+
+
+def test_bootstrap_draws_keep_the_missing_entries_and_the_sequences(monkeypatch):
+    X, y, _ = make_lds(system="oscillator", n_samples=400, random_state=0)
+    y = _with_nan(y, [5, 50, 51, 52, 300])
+    seen = []
+    fit = KalmanFilterRegressor.fit
+
+    def recording_fit(self, X, y, lengths=None, **kwargs):
+        seen.append((np.isnan(y), lengths))
+        return fit(self, X, y, lengths=lengths, **kwargs)
+
+    monkeypatch.setattr(KalmanFilterRegressor, "fit", recording_fit)
+    recovery = DynamicsRecovery(KalmanFilterRegressor(2), uncertainty="bootstrap",
+                                n_bootstrap=3, random_state=0).fit(X, y, [250, 150])
+    assert len(seen) == 4  # the fit, then three refits
+    for missing, lengths in seen:
+        assert np.array_equal(missing, np.isnan(y)) and list(lengths) == [250, 150]
+    assert np.all(np.isfinite(recovery.eigenvalues_cov_))
+
+
+def _with_nan(y, rows):
+    y = np.array(y, dtype=float)
+    y[rows] = np.nan
+    return y
