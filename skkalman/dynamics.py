@@ -13,6 +13,7 @@ from copy import deepcopy
 
 import numpy as np
 from joblib import Parallel, delayed
+from scipy.linalg import LinAlgWarning
 from scipy.optimize import linear_sum_assignment
 from sklearn.base import (
     BaseEstimator,
@@ -206,7 +207,14 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
       long-run covariance of the scores: the residuals of an input-driven network are the
       system's filtered process noise, serially correlated. A tanh or relu network's
       linearization is differentiated with the weights, the data held fixed. It does not
-      cover the optimizer's own error (training stopped before the optimum).
+      cover the optimizer's own error (training stopped before the optimum);
+    - ``uncertainty="bootstrap"`` (Kalman model): the mean squared error about
+      ``eigenvalues_`` of ``n_bootstrap`` refits, each on a data set drawn from the fitted
+      model with the data's inputs, lengths and missing entries (in closed loop on
+      ``feedback_columns``: the drawn outputs are fed back, the other columns kept as
+      given), recovered the same way (with ``order="auto"``, at the chosen size). It
+      reaches where the curvature at one maximum cannot: a weakly identified mode's
+      refits scatter, and its region grows with them.
 
     Measured (``benchmarks/bench_intervals.py``: 8 random systems x 12 noise draws, 2,000
     steps, the true size): nominal 95% regions cover the true eigenvalues in 93%
@@ -218,7 +226,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     which the fit places elsewhere with a small region.
     For the Kalman model input-driven, a smallest ``hankel_singular_values_`` below 1% of
     the largest flags them (71% coverage there, 93% otherwise); no measured rule flags
-    the other set-ups'. The user guide gives the spread.
+    the other set-ups'. The bootstrap's regions (50 refits) cover 93.1% (input-driven)
+    and 88.3% (forecasting) of the same 16 systems' cases; what they miss are modes below
+    the noise, where the fitted model has a sharply identified mode of its own. The user
+    guide gives the spread.
 
     *Order selection.* ``order="auto"`` minimizes the BIC, ``-2 log p(y | X) + k log n``
     with ``k`` the free parameters less the similarity ridge (the Kalman model's
@@ -621,8 +632,10 @@ def _bootstrap_draw(estimator, reference, columns, order, data, seed):
     X, y, lengths, linearization = data
     try:
         with warnings.catch_warnings():
-            # A refit that stops short is part of the estimator's sampling behaviour.
+            # A refit that stops short, or meets an ill-conditioned step on its way, is part
+            # of the estimator's sampling behaviour: its draw counts as it ends.
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", LinAlgWarning)
             X_drawn, y_drawn = estimator._simulate(X, lengths, columns, seed)
             missing = np.isnan(np.asarray(y, dtype=float)).reshape(np.shape(y_drawn))
             if missing.any():  # the data's missing entries are missing in the draw too
