@@ -348,8 +348,9 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                     "uncertainty='asymptotic'."
                 )
             if y is None:
-                raise ValueError("uncertainty='bootstrap' refits the model on data drawn "
-                                 "like (X, y), so fit needs y.")
+                raise ValueError("DynamicsRecovery requires y to be passed, but the target "
+                                 "y is None: uncertainty='bootstrap' refits the model on "
+                                 "data drawn like (X, y).")
         if self.prefit:
             try:
                 check_is_fitted(estimator)

@@ -295,8 +295,8 @@ CASES = [
          (Call(D, "fit", params={"estimator": ElmanRNNRegressor(hidden_size=2, max_epochs=2),
                                  "uncertainty": "bootstrap", "n_bootstrap": 2}),)),
     Case("bootstrap-y", "``uncertainty=\"bootstrap\"`` without ``y``", ValueError,
-         r"uncertainty='bootstrap' refits the model on data drawn like \(X, y\), so fit "
-         "needs y", (Call(D, "fit", {"y": None},
+         r"DynamicsRecovery requires y to be passed, but the target y is None: "
+         r"uncertainty='bootstrap' refits the model", (Call(D, "fit", {"y": None},
                           params={"uncertainty": "bootstrap", "n_bootstrap": 2}),)),
     # --- metrics ---------------------------------------------------------------------
     Case("eigenvalues-shape", "``eigenvalue_error`` of a matrix that is not square",

@@ -12,6 +12,8 @@ ESTIMATORS.append(ElmanRNNRegressor(hidden_size=3, max_epochs=5, tol=1.0, n_iter
                                     random_state=0))
 ESTIMATORS.append(KalmanFilterRegressor(n_iter=30))
 ESTIMATORS.append(DynamicsRecovery(KalmanFilterRegressor(n_iter=30)))
+ESTIMATORS.append(DynamicsRecovery(KalmanFilterRegressor(n_iter=30), uncertainty="bootstrap",
+                                   n_bootstrap=2, random_state=0))
 
 
 # The checks fit white noise with few rows: a state-space model has no maximum worth

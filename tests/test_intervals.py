@@ -379,7 +379,7 @@ def test_bootstrap_needs_a_generative_model_y_and_two_draws():
         DynamicsRecovery(rnn, uncertainty="bootstrap").fit(X, y)
     assert not hasattr(rnn, "module_")  # refused before any training
     model = KalmanFilterRegressor(2).fit(X, y)
-    with pytest.raises(ValueError, match="needs y"):
+    with pytest.raises(ValueError, match="requires y to be passed.*bootstrap"):
         DynamicsRecovery(model, prefit=True, uncertainty="bootstrap").fit(X)
     with pytest.raises(InvalidParameterError, match="n_bootstrap"):
         DynamicsRecovery(model, uncertainty="bootstrap", n_bootstrap=1).fit(X, y)
