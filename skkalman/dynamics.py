@@ -623,14 +623,15 @@ def _eigenvalues_covariance(estimator, eigenvalues, columns, order, data):
 _DRAW_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 
 
-def _bootstrap_draw(estimator, reference, columns, order, data, seed):
+def _bootstrap_draw(estimator, statistic, n, data, missing, columns, seed):
     """One parametric-bootstrap draw: data from the fitted model, a refit, its eigenvalues.
 
-    The draw has the data's missing entries (NaN in ``y``) where the data had them. The
-    refit's effective eigenvalues (the same loop closing and reduction as ``fit``'s)
-    are matched to ``reference`` by an optimal assignment; NaN where the refit fails.
+    The draw has the data's ``missing`` entries (NaN in ``y``; None when there are none).
+    The refit's ``n`` effective eigenvalues come from ``statistic``
+    (``_eigenvalue_statistic``: the same loop closing and reduction as ``fit``'s, each
+    matched to its estimate); NaN where the refit fails.
     """
-    X, y, lengths, linearization = data
+    X, _, lengths, linearization = data
     try:
         with warnings.catch_warnings():
             # A refit that stops short, or meets an ill-conditioned step on its way, is part
@@ -638,30 +639,27 @@ def _bootstrap_draw(estimator, reference, columns, order, data, seed):
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", LinAlgWarning)
             X_drawn, y_drawn = estimator._simulate(X, lengths, columns, seed)
-            missing = np.isnan(np.asarray(y, dtype=float)).reshape(np.shape(y_drawn))
-            if missing.any():  # the data's missing entries are missing in the draw too
-                y_drawn = np.where(missing, np.nan, y_drawn)
+            if missing is not None:
+                y_drawn = np.where(missing.reshape(np.shape(y_drawn)), np.nan, y_drawn)
             model = clone(estimator).fit(X_drawn, y_drawn, lengths=lengths)
-            A, B, C, D = (np.asarray(M, dtype=float) for M in model._state_space(
-                X_drawn, lengths, linearization=linearization))
-            system = _effective_system(LinearSystem(A=A, B=B, C=C, D=D), columns, order)[0]
-            values = np.linalg.eigvals(system.A)
+            parts = statistic(*(np.asarray(M, dtype=float) for M in model._state_space(
+                X_drawn, lengths, linearization=linearization)))
     except _DRAW_ERRORS:
-        return np.full(reference.size, np.nan + 0j)
-    if not np.all(np.isfinite(values)):
-        return np.full(reference.size, np.nan + 0j)
-    rows, cols = linear_sum_assignment(np.abs(reference[:, None] - values[None, :]))
-    matched = np.empty_like(reference)
-    matched[rows] = values[cols]
-    return matched
+        return np.full(n, np.nan + 0j)
+    matched = parts[0::2] + 1j * parts[1::2]
+    return matched if np.all(np.isfinite(matched)) else np.full(n, np.nan + 0j)
 
 
 def _bootstrap_eigenvalues(estimator, reference, columns, order, data, n_bootstrap, n_jobs,
                            rng):
     """``(n_bootstrap, n)`` matched eigenvalues of refits on data drawn from the model."""
     seeds = rng.randint(np.iinfo(np.int32).max, size=n_bootstrap)
+    statistic = _eigenvalue_statistic(reference, columns, order)
+    missing = np.isnan(np.asarray(data[1], dtype=float))
+    missing = missing if missing.any() else None  # the data's, in every draw
     draws = Parallel(n_jobs=n_jobs)(
-        delayed(_bootstrap_draw)(estimator, reference, columns, order, data, seed)
+        delayed(_bootstrap_draw)(estimator, statistic, reference.size, data, missing,
+                                 columns, seed)
         for seed in seeds)
     return np.array(draws, dtype=complex).reshape(n_bootstrap, reference.size)
 
