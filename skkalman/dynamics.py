@@ -266,6 +266,18 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     >>> d = np.array([d.real, d.imag])
     >>> bool(d @ np.linalg.solve(recovery.eigenvalues_cov_[0], d) <= 5.99)
     True
+
+    The same region from a parametric bootstrap (refits on data drawn from the fitted
+    model; its draws are kept):
+
+    >>> boot = DynamicsRecovery(KalmanFilterRegressor(2), uncertainty="bootstrap",
+    ...                         n_bootstrap=20, random_state=0).fit(X, y)
+    >>> boot.bootstrap_eigenvalues_.shape
+    (20, 2)
+    >>> d = boot.eigenvalues_[0] - system.eigenvalues[np.argmax(system.eigenvalues.imag)]
+    >>> d = np.array([d.real, d.imag])
+    >>> bool(d @ np.linalg.solve(boot.eigenvalues_cov_[0], d) <= 5.99)
+    True
     """
 
     _parameter_constraints: dict = {
