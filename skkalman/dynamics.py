@@ -203,11 +203,14 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
       flat get a large, finite variance);
     - RNN: the Gauss-Newton sandwich of the least-squares fit, ``G^+ M G^+`` with ``G``
       the Gauss-Newton matrix of the one-step predictions on the training rows of
-      ``(X, y)`` (exact Jacobians by forward sensitivities) and ``M`` a Newey-West
-      long-run covariance of the scores: the residuals of an input-driven network are the
-      system's filtered process noise, serially correlated. A tanh or relu network's
-      linearization is differentiated with the weights, the data held fixed. It does not
-      cover the optimizer's own error (training stopped before the optimum);
+      ``(X, y)`` (exact Jacobians by forward sensitivities) and ``M`` the long-run
+      covariance of the scores: the residuals of an input-driven network are the system's
+      filtered process noise, serially correlated. Without ``feedback_columns`` the
+      inputs are taken as exogenous (independent of the noise), and ``M`` follows from
+      the residuals' autocovariances and the Jacobians exactly; with them, from a
+      Newey-West kernel on the scores (white at the optimal forecast). A tanh or relu
+      network's linearization is differentiated with the weights, the data held fixed.
+      It does not cover the optimizer's own error (training stopped before the optimum);
     - ``uncertainty="bootstrap"`` (Kalman model): the mean squared error about
       ``eigenvalues_`` of ``n_bootstrap`` refits, each on a data set drawn from the fitted
       model with the data's inputs, lengths and missing entries (in closed loop on
@@ -385,7 +388,8 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                    else self._check_feedback_columns(C.shape[0], B.shape[1]))
         # order="auto" chose the model's size above; its effective system is kept whole.
         order = None if self.order == "auto" else self.order
-        data = (X, y, lengths, self.linearization)
+        # Inputs are exogenous (independent of the noise) unless outputs are fed back.
+        data = (X, y, lengths, self.linearization, columns is None)
         system, state_map, input_map, hsv = _effective_system(
             LinearSystem(A=A, B=B, C=C, D=D), columns, order)
         modal = real_modal_form(system.A, system.C, system.B)
@@ -591,8 +595,8 @@ def _delta_covariance(estimator, statistic, data):
     delta = getattr(estimator, "_delta_covariance", None)
     if delta is None:
         return None
-    X, y, lengths, linearization = data
-    full = delta(statistic, X, y, lengths, linearization=linearization)
+    X, y, lengths, linearization, exogenous = data
+    full = delta(statistic, X, y, lengths, linearization=linearization, exogenous=exogenous)
     return full if full is not None and np.all(np.isfinite(full)) else None
 
 
@@ -643,7 +647,7 @@ def _bootstrap_draw(estimator, statistic, n, data, missing, columns, seed):
     (``_eigenvalue_statistic``: the same loop closing and reduction as ``fit``'s, each
     matched to its estimate); NaN where the refit fails.
     """
-    X, _, lengths, linearization = data
+    X, _, lengths, linearization, _ = data
     try:
         with warnings.catch_warnings():
             # A refit that stops short, or meets an ill-conditioned step on its way, is part

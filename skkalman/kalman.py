@@ -1220,10 +1220,10 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         return self.bic(X, y, lengths)
 
     def _delta_covariance(self, statistic, X=None, y=None, lengths=None, *,
-                          linearization="trajectory", step=1e-5):
+                          linearization="trajectory", exogenous=False, step=1e-5):
         """Asymptotic covariance of ``statistic(A, B, C, D)`` from the observed information.
 
-        (``X, y, lengths, linearization`` are unused: the information was stored by
+        (``X, y, lengths, linearization, exogenous`` are unused: the information was stored by
         ``fit``; they keep the signature of the protocol shared with the RNN.)
 
         The delta method: ``J H^-1 J^T`` with ``H`` the Hessian of ``-log p`` at the
