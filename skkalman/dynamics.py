@@ -224,13 +224,13 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     (Kalman, input-driven), 96% (Kalman, forecasting), 90% (linear RNN, forecasting) and
     88% (linear RNN, input-driven: slightly too small, mostly at modes near the unit
     circle) of cases. On 16 systems (8 draws each, the benchmark page) the pooled figures
-    fall to 89%, 81%, 84% and 79% in the same order, and to 78% (input-driven) and 77%
+    are 89%, 79%, 84% and 84% in the same order, and 85% (input-driven) and 77%
     (forecasting) for tanh networks: a few systems have a mode the data hardly identify,
     which the fit places elsewhere with a small region.
     For the Kalman model input-driven, a smallest ``hankel_singular_values_`` below 1% of
     the largest flags them (71% coverage there, 93% otherwise); no measured rule flags
     the other set-ups'. The bootstrap's regions (50 refits) cover 93.1% (input-driven)
-    and 88.3% (forecasting) of the same 16 systems' cases; what they miss are modes below
+    and 87.9% (forecasting) of the same 16 systems' cases; what they miss are modes below
     the noise, where the fitted model has a sharply identified mode of its own. The user
     guide gives the spread.
 
