@@ -20,7 +20,8 @@ n_samples=10_000, random_state=3)`` with 20% of the entries missing against comp
 agreement with statsmodels (all scenarios) and pykalman (whole rows missing, on the first
 ``--pykalman-samples`` rows: it handles no partly observed rows), the steady-state path
 against the plain recursion, and the one-time compile cost of the kernels (numba, cached
-on disk: a fresh process loads them in a fraction of a second).
+on disk: a fresh process loads them in a fraction of a second), and of the filter's copy
+for 4 states that sequences of ``FIXED_SIZE_ROWS`` rows or more with missing entries run.
 
     python benchmarks/bench_missing.py [--n-samples 1000000] [--repeat 5] [--sm-repeat 1]
         [--pykalman-samples 10000] [--quick] [--json PATH]
@@ -42,6 +43,7 @@ from _reference import statsmodels_smoother as statsmodels_model
 from _report import Report, best_time
 
 from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother
+from skkalman._kalman._compiled import FIXED_SIZE_ROWS
 from skkalman._kalman.em import e_step, log_likelihood
 from skkalman.datasets import make_lds
 
@@ -230,20 +232,22 @@ def compare_plain(params, X, y, args):
 
 def compile_cost():
     """Seconds to the first results in a fresh process: with an empty numba cache (compile)
-    and with the cache that run leaves (load)."""
+    and with the cache that run leaves (load). Then the same for a filter of
+    ``FIXED_SIZE_ROWS`` rows with missing entries, which compiles the copy of the filter
+    for 4 states (the other kernels loaded from the cache)."""
     code = ("import time; start = time.perf_counter(); import numpy as np;"
             "from skkalman._kalman import StateSpaceParams, kalman_filter, rts_smoother;"
             "from skkalman.datasets import make_lds;"
-            "X, y, s = make_lds(system='two_rotations', n_samples=50, random_state=0);"
-            "p = StateSpaceParams(**s.params); y[3, 0] = np.nan;"
+            "X, y, s = make_lds(system='two_rotations', n_samples={T}, random_state=0);"
+            "p = StateSpaceParams(**s.params); y[3::10, 0] = np.nan;"
             "rts_smoother(p, kalman_filter(p, X, y));"
             "print(time.perf_counter() - start)")
     times = []
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for _ in range(2):
-            out = subprocess.run([sys.executable, "-c", code], env=env, check=True,
-                                 capture_output=True, text=True)
+        for T in (50, 50, FIXED_SIZE_ROWS, FIXED_SIZE_ROWS):
+            out = subprocess.run([sys.executable, "-c", code.replace("{T}", str(T))],
+                                 env=env, check=True, capture_output=True, text=True)
             times.append(float(out.stdout))
     return times
 
@@ -275,14 +279,20 @@ def main():
     compare_pykalman(params, system, X, y, args)
     compare_plain(params, X, y, args)
     if not args.quick:
-        cold, warm = compile_cost()
+        cold, warm, cold_fixed, warm_fixed = compile_cost()
         print(f"\nfirst filter + smoother in a fresh process (imports included): {cold:.1f} s "
-              f"with an empty numba cache (compiling), {warm:.1f} s once cached")
+              f"with an empty numba cache (compiling), {warm:.1f} s once cached; on "
+              f"{FIXED_SIZE_ROWS:,} rows with missing entries (the filter's copy for 4 "
+              f"states): {cold_fixed:.1f} s compiling it, {warm_fixed:.1f} s once cached")
         table = args.report.table("compile", "First filter + smoother in a fresh process",
                                   "two_rotations, T = 50, imports included")
         table.row("skkalman", "seconds, empty numba cache", cold, warm,
                   note="ratio: to the cached run")
         table.row("skkalman", "seconds, cached", warm, warm)
+        table.row("skkalman", f"T = {FIXED_SIZE_ROWS:,}, missing: seconds, 4-state copy "
+                  "compiled", cold_fixed, warm_fixed, note="ratio: to the cached run")
+        table.row("skkalman", f"T = {FIXED_SIZE_ROWS:,}, missing: seconds, cached",
+                  warm_fixed, warm_fixed)
     args.report.write(args.json)
 
 

@@ -467,6 +467,45 @@ def test_property_scattered_missing_against_textbook(seed, n_states, n_features,
     assert fast.log_likelihood == pytest.approx(reference.log_likelihood, rel=1e-10)
 
 
+def test_long_sequences_with_missing_entries_run_a_copy_compiled_for_their_size(
+        monkeypatch):
+    # The copy with the number of states as a compile-time constant does the same
+    # arithmetic: its moments and likelihood are the general copy's, bit for bit.
+    from skkalman._kalman import _compiled
+
+    calls = []
+    fixed = _compiled._filter_fixed_size
+
+    def spy(n, *args):
+        calls.append(n)
+        return fixed(n, *args)
+
+    monkeypatch.setattr(_compiled, "_filter_fixed_size", spy)
+    monkeypatch.setattr(_compiled, "FIXED_SIZE_ROWS", 300)
+    rng = np.random.default_rng(7)
+    params = random_system(rng, 2, 1, 2, radius=0.95)
+    X, y = random_data(rng, params, T=400)
+    y_missing = make_missing(rng, y, 0.05, 0.1)
+    got = kalman_filter(params, X, y_missing)
+    assert calls == [2]
+    arrays = [np.ascontiguousarray(a, dtype=float) for a in (
+        params.A, params.B, params.C, params.D, params.Q, params.R,
+        params.initial_state_mean, params.initial_state_covariance, X, y_missing)]
+    out = [np.empty((400, 2)), np.empty((400, 2, 2)), np.empty((400, 2)),
+           np.empty((400, 2, 2))]
+    log_likelihood, failed = _compiled._filter_any_size(*arrays, True, *out)
+    assert failed == -1 and got.log_likelihood == log_likelihood
+    for name, want in zip(FilterResult._fields[:-1], out, strict=True):
+        np.testing.assert_array_equal(getattr(got, name), want, err_msg=name)
+    # Complete data (the steady state does the work), short sequences and larger models
+    # take the general copy.
+    kalman_filter(params, X, y)
+    kalman_filter(params, X[:299], y_missing[:299])
+    monkeypatch.setattr(_compiled, "FIXED_SIZE_STATES", 1)
+    kalman_filter(params, X, y_missing)
+    assert calls == [2]
+
+
 def test_kernels_are_thread_safe():
     # joblib runs the kernels in threads: concurrent calls (which release the GIL) must
     # give exactly the serial results.
