@@ -221,8 +221,8 @@ def test_plain_cholesky_coordinates_reach_a_singular_covariance():
 def test_second_look_climbs_from_a_point_short_of_a_singular_process_noise():
     # Data whose process noise is singular; the search's maximum has a Q with an
     # eigenvalue near 0. A point certified with that eigenvalue raised (short of the
-    # maximum by more than a nat: where the log-Cholesky search stops, the quadratic model
-    # sees a fraction of the gain) gets the second look in plain Cholesky coordinates,
+    # maximum by half a nat or more: where the log-Cholesky search stops, the quadratic
+    # model sees a fraction of the gain) gets the second look in plain Cholesky coordinates,
     # which climbs back to the maximum and certifies it.
     params, sequences = _problem(2, n_states=2, n_targets=1, T=3000)
     params = params.replace(Q=np.diag([0.5, 0.0]))
@@ -242,10 +242,13 @@ def test_second_look_climbs_from_a_point_short_of_a_singular_process_noise():
                         n_observed=len(y))
     w, V = np.linalg.eigh(best.params.Q)
     assert best.certified and w[0] < 1e-6 * w[-1]
+    # The small eigenvalue raised to 5e-3 of the largest: still nearly singular (below
+    # _NEARLY_SINGULAR), and a clear loss (0.5-1.9 nats, by the basis the search ended
+    # in, which round-off on another CPU can change).
     short = best.params.replace(Q=best.params.Q + (5e-3 * w[-1] - w[0]) * np.outer(
-        V[:, 0], V[:, 0]))  # still nearly singular: 5e-3 of the largest
+        V[:, 0], V[:, 0]))
     short_ll = log_likelihood(short, sequences)
-    assert short_ll < best.log_likelihood - 1.0
+    assert short_ll < best.log_likelihood - 0.25
     monitor = ConvergenceMonitor(2000)
     monitor.start(short_ll)
     result = _towards_singular_process_noise(
