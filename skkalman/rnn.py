@@ -968,14 +968,15 @@ def _exogenous_score_covariance(jacobians, residuals):
     """``Var(sum_t J_t^T r_t)`` where the residuals are independent of the inputs.
 
     Then ``Cov(u_t, u_s) = J_t^T Cov(r_t, r_s) J_s`` with ``J`` fixed by the inputs, and
-    ``M = sum_{t,s} J_t^T Λ_{s-t} J_s`` needs only the residuals' autocovariances
-    ``Λ_k``: the Jacobians' own serial correlation enters exactly, not through a kernel
-    on the scores. (A kernel on the scores spans the lags of their product, the slower of
-    the two, with a bandwidth read from the residuals alone; measured on an input-driven
-    system with modes at -0.94 ± 0.21i, it gave standard deviations half the spread of the
-    estimates, this one the spread.) ``Λ_k`` are the biased sample autocovariances (sums
-    over each segment divided by all rows) under a Bartlett taper of
-    :func:`_residual_memory` lags: a positive semi-definite sequence, so ``M`` is one.
+    ``M = sum_{t,s} J_t^T Cov(r_t, r_s) J_s`` needs only the residuals' autocovariances
+    ``Λ_k = Cov(r_{t+k}, r_t)``: the Jacobians' own serial correlation enters exactly,
+    not through a kernel on the scores. (A kernel on the scores spans the lags of their
+    product, the slower of the two, with a bandwidth read from the residuals alone;
+    measured on an input-driven system with modes at -0.94 ± 0.21i, it gave standard
+    deviations half the spread of the estimates, this one the spread.) ``Λ_k`` are the
+    biased sample autocovariances (sums over each segment divided by all rows) under a
+    Bartlett taper of :func:`_residual_memory` lags: a positive semi-definite sequence,
+    so ``M`` is one.
     ``jacobians`` (rows, targets, weights) and ``residuals`` (rows, targets): each
     sequence's training rows.
     """
