@@ -912,6 +912,22 @@ def _forward_sensitivities(w, X, slices, activation):
     )
 
 
+def _arma11_reading(segments):
+    """``(γ_0, γ_1, ρ)`` of each serially correlated target of ``segments`` (each
+    sequence's residuals), for :func:`_bartlett_bandwidth` and :func:`_residual_memory`.
+
+    Each target's own autocovariances at lags 0, 1, 2 (zero where no segment is longer),
+    read as ARMA(1, 1): ``ρ = γ_2 / γ_1``, held within ±0.97. A target whose lag-1
+    autocovariance is within two standard errors of zero counts as white and is left
+    out; with none left, the arrays are empty.
+    """
+    n = sum(len(u) for u in segments)
+    g0, g1, g2 = np.diagonal(_autocovariances(segments, 2), axis1=1, axis2=2)
+    live = (g0 > 0) & (np.abs(g1) > 2 * g0 / np.sqrt(n))
+    g0, g1, g2 = g0[live], g1[live], g2[live]
+    return g0, g1, np.clip(g2 / g1, -0.97, 0.97)
+
+
 def _bartlett_bandwidth(segments):
     """Andrews' (1991) plug-in bandwidth of the Bartlett kernel, from an ARMA(1, 1) fit.
 
@@ -930,13 +946,9 @@ def _bartlett_bandwidth(segments):
     ``L = 1``.
     """
     n = sum(len(u) for u in segments)
-    # Each target's own autocovariances at lags 0, 1, 2 (zero where no segment is longer).
-    g0, g1, g2 = np.diagonal(_autocovariances(segments, 2), axis1=1, axis2=2)
-    live = (g0 > 0) & (np.abs(g1) > 2 * g0 / np.sqrt(n))
-    if not live.any():
+    g0, g1, rho = _arma11_reading(segments)
+    if not g0.size:
         return 1
-    g0, g1, g2 = g0[live], g1[live], g2[live]
-    rho = np.clip(g2 / g1, -0.97, 0.97)
     # (A long-run variance is positive; strongly negative correlation is held off zero.)
     s0 = np.maximum(g0 + 2 * g1 / (1 - rho), 0.03 * g0)
     s1 = 2 * g1 / (1 - rho) ** 2
@@ -954,14 +966,11 @@ def _residual_memory(segments):
     ``ρ^k`` by about ``(1 - |ρ|) / 20`` on average: the long-run variance it gives is
     about 5% low, the standard deviations 2.5%.
     """
-    n = sum(len(u) for u in segments)
-    g0, g1, g2 = np.diagonal(_autocovariances(segments, 2), axis1=1, axis2=2)
-    live = (g0 > 0) & (np.abs(g1) > 2 * g0 / np.sqrt(n))
-    if not live.any():
+    rho = _arma11_reading(segments)[2]
+    if not rho.size:
         return 1
-    rho = np.max(np.abs(np.clip(g2[live] / g1[live], -0.97, 0.97)))
     shortest = min(len(u) for u in segments)
-    return int(min(np.ceil(20 / (1 - rho)), max(shortest, 1)))
+    return int(min(np.ceil(20 / (1 - np.max(np.abs(rho)))), max(shortest, 1)))
 
 
 def _exogenous_score_covariance(jacobians, residuals):
