@@ -101,8 +101,8 @@ def make_model(setup, n_states, seed, kalman_n_init=1):
     return ElmanRNNRegressor(n_states, nonlinearity=nonlinearity, random_state=seed)
 
 
-def coverage_of(estimates, covariances, truth):
-    """Per true mode (a pair once): covered?, and the matched estimate."""
+def coverage_of(estimates, covariances, truth, weak=None):
+    """Per true mode (a pair once): covered?, the matched estimate, its region, flagged?"""
     rows, cols = linear_sum_assignment(np.abs(estimates[:, None] - truth[None, :]))
     results = []
     for r, c in zip(rows, cols, strict=True):
@@ -111,7 +111,7 @@ def coverage_of(estimates, covariances, truth):
         d = np.array([estimates[r].real - truth[c].real, estimates[r].imag - truth[c].imag])
         S = covariances[r]
         if not np.all(np.isfinite(S)):
-            results.append((None, c, estimates[r]))
+            results.append((None, c, estimates[r], S, None))
             continue
         if abs(estimates[r].imag) > 0:
             d2, dof = d @ np.linalg.pinv(S) @ d, 2
@@ -122,12 +122,14 @@ def coverage_of(estimates, covariances, truth):
             if abs(truth[c].imag) > 0:
                 # A real estimate of a complex pair: the region (a segment) misses it.
                 d2 = np.inf
-        results.append((bool(d2 <= _CHI2_95[dof]), c, estimates[r], S))
+        flagged = None if weak is None else bool(weak[r])
+        results.append((bool(d2 <= _CHI2_95[dof]), c, estimates[r], S, flagged))
     return results
 
 
 def run_setup(setup, args, table):
     per_system, pooled, sd_ratios, no_interval, seconds = [], [], [], 0, []
+    identified, weak = [], []  # pooled hits split by DynamicsRecovery.weakly_identified_
     for k in range(args.n_systems):
         system = draw_system(1000 + k, setup, args.max_states)
         truth = system.eigenvalues
@@ -143,12 +145,13 @@ def run_setup(setup, args, table):
                 recovery.fit(X, y)
             seconds.append(time.perf_counter() - start)
             for result in coverage_of(recovery.eigenvalues_, recovery.eigenvalues_cov_,
-                                      truth):
+                                      truth, recovery.weakly_identified_):
                 if result[0] is None:
                     no_interval += 1
                     continue
-                covered, mode, estimate, S = result
+                covered, mode, estimate, S, flagged = result
                 hits.append(covered)
+                (weak if flagged else identified).append(covered)
                 by_mode.setdefault(mode, []).append((estimate, S))
         for values in by_mode.values():
             if len(values) < 3:
@@ -171,6 +174,9 @@ def run_setup(setup, args, table):
         in_band=float(np.mean((per_system >= 0.9) & (per_system <= 0.98)))
         if per_system.size else np.nan,
         pooled=float(np.mean(pooled)) if pooled else np.nan,
+        pooled_identified=float(np.mean(identified)) if identified else np.nan,
+        pooled_weak=float(np.mean(weak)) if weak else np.nan,
+        weak_share=len(weak) / len(pooled) if pooled else np.nan,
         sd_ratio=float(np.median(sd_ratios)) if sd_ratios else np.nan,
         sd_ratio_range=(float(np.min(sd_ratios)), float(np.max(sd_ratios)))
         if sd_ratios else (np.nan, np.nan),
@@ -178,14 +184,18 @@ def run_setup(setup, args, table):
     )
     print(f"{setup}: per-system coverage median {summary['median']:.3f}, worst "
           f"{summary['worst']:.3f}, in [0.90, 0.98]: {summary['in_band']:.0%}; pooled "
-          f"{summary['pooled']:.3f} ({len(pooled)} modes); predicted/empirical sd median "
+          f"{summary['pooled']:.3f} ({len(pooled)} modes); not weakly identified "
+          f"{summary['pooled_identified']:.3f} ({len(identified)}), weakly identified "
+          f"{summary['pooled_weak']:.3f} ({len(weak)}); predicted/empirical sd median "
           f"{summary['sd_ratio']:.2f} (range {summary['sd_ratio_range'][0]:.2f}-"
           f"{summary['sd_ratio_range'][1]:.2f}); modes without interval "
           f"{no_interval}; {summary['seconds']:.1f} s a fit", flush=True)
-    for figure in ("median", "worst", "in_band", "pooled", "sd_ratio"):
+    notes = dict(sd_ratio="predicted / empirical sd",
+                 weak_share="share of modes in weakly_identified_")
+    for figure in ("median", "worst", "in_band", "pooled", "pooled_identified",
+                   "pooled_weak", "weak_share", "sd_ratio"):
         table.row("skkalman", f"{setup}: {figure}", summary[figure],
-                  note="coverage of nominal 95% regions" if figure != "sd_ratio"
-                  else "predicted / empirical sd")
+                  note=notes.get(figure, "coverage of nominal 95% regions"))
     return summary
 
 
