@@ -390,12 +390,15 @@ def test_kalman_results_unchanged_by_a_similarity_transform(n, seed, feedback):
     second = KalmanFilterRegressor.from_params(A=T @ A @ T_inv, C=C @ T_inv, Q=T @ Q @ T.T,
                                                R=R, B=T @ B, D=D)
     X = rng.standard_normal((30, 2))
+    y, _ = first.sample(X, random_state=seed)
     params = dict(prefit=True, feedback_columns=[1, 0] if feedback else None)
-    one = DynamicsRecovery(first, **params).fit(X)
-    two = DynamicsRecovery(second, **params).fit(X)
+    one = DynamicsRecovery(first, **params).fit(X, y)
+    two = DynamicsRecovery(second, **params).fit(X, y)
     np.testing.assert_allclose(two.eigenvalues_, one.eigenvalues_, atol=1e-8)
     np.testing.assert_allclose(two.A_canonical_, one.A_canonical_, atol=1e-8)
     np.testing.assert_allclose(two.transform(X), one.transform(X), atol=1e-8)
+    np.testing.assert_allclose(two.signal_to_noise_, one.signal_to_noise_, rtol=1e-6,
+                               atol=1e-12)
 
 
 def test_kalman_predictor_closed_loop_is_the_generative_dynamics():

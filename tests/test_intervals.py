@@ -16,7 +16,12 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman._rnn.activations import ACTIVATIONS
 from skkalman.datasets import lagged_targets, make_lds
-from skkalman.dynamics import _bootstrap_covariance, _eigenvalue_statistic
+from skkalman.dynamics import (
+    WEAK_CONCENTRATION,
+    _bootstrap_covariance,
+    _eigenvalue_statistic,
+)
+from skkalman.metrics import eigenvalue_error
 from skkalman.rnn import (
     _bartlett_bandwidth,
     _exogenous_score_covariance,
@@ -481,3 +486,63 @@ def _with_nan(y, rows):
     y = np.array(y, dtype=float)
     y[rows] = np.nan
     return y
+
+
+# ------------------------------------------------------------ weakly identified modes
+
+
+def test_signal_to_noise_is_each_mode_s_share_of_the_predictions():
+    # Two real modes driven by a white input, seen through unit measurement noise: mode i
+    # adds c_i^2 b_i^2 / (1 - l_i^2) to the predictions' variance.
+    A, B, C = np.diag([0.9, 0.5]), np.array([[1.0], [0.02]]), np.array([[1.0, 1.0]])
+    model = KalmanFilterRegressor.from_params(A=A, B=B, C=C, D=np.zeros((1, 1)),
+                                              Q=1e-8 * np.eye(2), R=np.eye(1))
+    X = np.random.default_rng(0).standard_normal((20_000, 1))
+    y, _ = model.sample(X, random_state=1)
+    recovery = DynamicsRecovery(model, prefit=True).fit(X, y)
+    np.testing.assert_allclose(recovery.eigenvalues_, [0.9, 0.5])
+    np.testing.assert_allclose(recovery.signal_to_noise_, [1 / 0.19, 0.02 ** 2 / 0.75],
+                               rtol=0.05)
+    # 20,000 rows x 5.3e-4 = 11, under the threshold of 40; the other mode far above it.
+    np.testing.assert_array_equal(recovery.weakly_identified_, [False, True])
+    # Rows with a missing target are left out, of both the signal and the noise.
+    y_missing = np.asarray(y, dtype=float).ravel()
+    y_missing[::3] = np.nan
+    missing = DynamicsRecovery(model, prefit=True).fit(X, y_missing)
+    np.testing.assert_allclose(missing.signal_to_noise_, recovery.signal_to_noise_,
+                               rtol=0.05)
+    # 2/3 of the rows: the weak mode's concentration drops with them.
+    rows = np.sum(~np.isnan(y_missing))
+    np.testing.assert_array_equal(
+        missing.weakly_identified_,
+        rows * missing.signal_to_noise_ < WEAK_CONCENTRATION)
+    # Without y there is nothing to judge by.
+    blind = DynamicsRecovery(model, prefit=True).fit(X)
+    assert np.all(np.isnan(blind.signal_to_noise_))
+    assert not blind.weakly_identified_.any()
+
+
+@pytest.mark.parametrize(("seed", "n_states", "below_noise"),
+                         [(1014, 3, True), (1012, 3, True), (1003, 2, False),
+                          (1011, 2, False)])
+def test_forecasting_modes_below_the_noise_are_flagged(seed, n_states, below_noise):
+    # Systems of bench_intervals' page: 1014 and 1012 have outputs with signal-to-noise
+    # ratios of 0.016 and 0.007, and their fits place every mode far from the truth with
+    # regions that miss it; 1003 and 1011 are clearly seen, and recovered.
+    _, _, system = make_lds(system="random", n_states=n_states, n_inputs=0, n_samples=10,
+                            random_state=seed)
+    truth = KalmanFilterRegressor.from_params(**system.params)
+    y, _ = truth.sample(np.zeros((2001, 0)), random_state=1)
+    X, y, _ = lagged_targets(np.asarray(y).reshape(2001, -1))
+    with warnings.catch_warnings():
+        # A fit to modes below the noise may end uncertified; the flag does not need it.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        recovery = DynamicsRecovery(KalmanFilterRegressor(n_states),
+                                    feedback_columns=list(range(y.shape[1]))).fit(X, y)
+    error = eigenvalue_error(recovery.eigenvalues_, system.A)
+    if below_noise:
+        assert recovery.weakly_identified_.all()
+        assert error > 0.5
+    else:
+        assert not recovery.weakly_identified_.any()
+        assert error < 0.05
