@@ -34,6 +34,7 @@ from scipy import linalg
 from sklearn.exceptions import ConvergenceWarning
 
 from .datasets import SYSTEMS, lagged_targets, make_lds, make_pendulum
+from .dynamics import WEAK_CONCENTRATION
 from .metrics import match_eigenvalues
 
 __all__ = [
@@ -182,6 +183,25 @@ def format_eigenvalue(pair, cov=None):
     return f"{text} (±{h_re:.3f}, ±{h_im:.3f}i)"
 
 
+def format_eigenvalues(row):
+    """A report row's eigenvalues with their intervals; "(weak)" marks a mode the data
+    hardly show (``DynamicsRecovery.weakly_identified_``), whose interval is not to be
+    trusted.
+
+    Examples
+    --------
+    >>> format_eigenvalues(dict(eigenvalues=[[0.9, 0.0], [0.2, 0.0]],
+    ...                         eigenvalue_cov=[[[1e-4, 0], [0, 0]], None],
+    ...                         weakly_identified=[False, True]))
+    '0.900 (±0.024), 0.200 (weak)'
+    """
+    n = len(row["eigenvalues"])
+    covs = row.get("eigenvalue_cov") or [None] * n
+    weak = row.get("weakly_identified") or [False] * n
+    return ", ".join(format_eigenvalue(v, c) + (" (weak)" if w else "")
+                     for v, c, w in zip(row["eigenvalues"], covs, weak, strict=True))
+
+
 def _complex(pairs):
     return np.array([complex(re, im) for re, im in pairs], dtype=complex)
 
@@ -255,6 +275,11 @@ def recovery_verdict(name, row, kalman_row, true_eigenvalues):
                      for k, t in zip(truth_match.estimated, truth_match.true, strict=True))
         cover_text = (f"The Kalman model's intervals hold {covers} of the {len(true)} true "
                       "eigenvalues.")
+        n_weak = sum(kalman_row.get("weakly_identified") or [])
+        if n_weak:
+            cover_text += (f" It flags {n_weak} of its eigenvalues as weakly identified (the "
+                           "data hardly show those modes): its intervals there are not to "
+                           "be trusted, nor a verdict that rests on them.")
         if n_outside == 0:
             text = (f"{name} recovered A: all {len(est)} of its eigenvalues lie inside the "
                     "Kalman model's 95% intervals (largest distance "
@@ -557,6 +582,7 @@ def run_experiment(system="two_rotations", *, n_samples=None, n_test=None, hidde
             rows[name] = dict(
                 eigenvalues=_complex_pairs(recovery.eigenvalues_),
                 eigenvalue_cov=_covariances(recovery),
+                weakly_identified=recovery.weakly_identified_.tolist(),
                 eigenvalue_error=match_eigenvalues(recovery.eigenvalues_, params["A"]).error,
                 mse=mse,
                 mse_ratio=mse / optimal_mse,
@@ -816,6 +842,7 @@ def run_nonlinear(*, n_samples=None, n_test=None, hidden_size=4, seed=0, quick=F
                 rows[key] = dict(
                     eigenvalues=_complex_pairs(rec.eigenvalues_),
                     eigenvalue_cov=_covariances(rec),
+                    weakly_identified=rec.weakly_identified_.tolist(),
                     eigenvalue_error=match_eigenvalues(rec.eigenvalues_,
                                                        truth.eigenvalues).error,
                     mse=mse, mse_to_noise=mse / float(truth.R[0, 0]), fit_time=fit_time,
@@ -890,9 +917,7 @@ def format_table(report):
         lines.append(f"  {'model':<11} {'eig. error':>10} {'MSE/optimal':>12} {'fit (s)':>8}"
                      "   recovered eigenvalues (95% interval half-widths)")
         for name, row in block["models"].items():
-            covs = row.get("eigenvalue_cov") or [None] * len(row["eigenvalues"])
-            eig = ", ".join(format_eigenvalue(v, c)
-                            for v, c in zip(row["eigenvalues"], covs, strict=True))
+            eig = format_eigenvalues(row)
             flag = "" if row.get("converged", True) else "   (not converged)"
             lines.append(f"  {name:<11} {row['eigenvalue_error']:>10.4f} "
                          f"{row['mse_ratio']:>12.4f} {row['fit_time']:>8.1f}   {eig}{flag}")
@@ -1212,14 +1237,16 @@ def format_markdown(report, figures):
                                                  for v in block["true_eigenvalues"]), ""]
         rows = []
         for name, row in block["models"].items():
-            covs = row.get("eigenvalue_cov") or [None] * len(row["eigenvalues"])
             rows.append([name, f"{row['eigenvalue_error']:.4f}", f"{row['mse_ratio']:.4f}",
-                         f"{row['fit_time']:.1f}",
-                         ", ".join(format_eigenvalue(v, c) for v, c in
-                                   zip(row["eigenvalues"], covs, strict=True))
+                         f"{row['fit_time']:.1f}", format_eigenvalues(row)
                          + ("" if row.get("converged", True) else " (not converged)")])
         out += [_markdown_table(["model", "eigenvalue error", "MSE / optimum", "fit (s)",
                                  "recovered eigenvalues (95% half-widths)"], rows), ""]
+        if any(any(row.get("weakly_identified") or []) for row in block["models"].values()):
+            out += ["(weak): a mode the data hardly show (fewer than "
+                    f"{WEAK_CONCENTRATION:g} rows' worth of its signal against the "
+                    "prediction errors, `DynamicsRecovery.weakly_identified_`); its interval "
+                    "is not to be trusted.", ""]
     if "eigenvalues" in figures:
         out += [f"![eigenvalues]({figures['eigenvalues']})", ""]
     if "forecasts" in figures:

@@ -235,6 +235,27 @@ def test_table_shows_intervals_when_the_report_has_them():
     assert "0.910 (±0.024)" in experiment.format_table(report)
 
 
+def test_table_marks_weakly_identified_modes():
+    row = dict(eigenvalues=[[0.91, 0.0], [0.2, 0.0]],
+               eigenvalue_cov=[[[1e-4, 0.0], [0.0, 0.0]], [[1e-2, 0.0], [0.0, 0.0]]],
+               weakly_identified=[False, True], eigenvalue_error=0.01, mse_ratio=1.0,
+               fit_time=0.1)
+    report = {"setups": {"forecasting": dict(true_eigenvalues=[[0.9, 0.0], [0.5, 0.0]],
+                                             models={"kalman": row})}}
+    assert "0.910 (±0.024), 0.200 (±0.245) (weak)" in experiment.format_table(report)
+    assert experiment.format_eigenvalues(row).count("(weak)") == 1
+
+
+def test_verdict_says_when_the_kalman_intervals_rest_on_weak_modes():
+    kalman = dict(_row(PAIR, 0.005, covs=[COV, COV]), weakly_identified=[True, True])
+    rnn = _row([[0.91, 0.29], [0.91, -0.29]], 0.01, ratio=1.01)
+    text = experiment.recovery_verdict("rnn_linear", rnn, kalman, PAIR)["text"]
+    assert "flags 2 of its eigenvalues as weakly identified" in text
+    kalman["weakly_identified"] = [False, False]
+    text = experiment.recovery_verdict("rnn_linear", rnn, kalman, PAIR)["text"]
+    assert "weakly" not in text
+
+
 def _row(eigenvalues, error, ratio=1.0, covs=None):
     return dict(eigenvalues=eigenvalues, eigenvalue_error=error, mse_ratio=ratio,
                 eigenvalue_cov=covs)
