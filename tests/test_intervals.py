@@ -516,6 +516,9 @@ def test_signal_to_noise_is_each_mode_s_share_of_the_predictions():
     np.testing.assert_array_equal(
         missing.weakly_identified_,
         rows * missing.signal_to_noise_ < WEAK_CONCENTRATION)
+    # Predictions without error: every mode that shows is seen perfectly.
+    exact = DynamicsRecovery(model, prefit=True).fit(X, model.predict(X))
+    assert np.all(exact.signal_to_noise_ == np.inf) and not exact.weakly_identified_.any()
     # Without y there is nothing to judge by.
     blind = DynamicsRecovery(model, prefit=True).fit(X)
     assert np.all(np.isnan(blind.signal_to_noise_))
