@@ -1243,10 +1243,10 @@ def format_markdown(report, figures):
         out += [_markdown_table(["model", "eigenvalue error", "MSE / optimum", "fit (s)",
                                  "recovered eigenvalues (95% half-widths)"], rows), ""]
         if any(any(row.get("weakly_identified") or []) for row in block["models"].values()):
-            out += ["(weak): a mode the data hardly show (fewer than "
-                    f"{WEAK_CONCENTRATION:g} rows' worth of its signal against the "
-                    "prediction errors, `DynamicsRecovery.weakly_identified_`); its interval "
-                    "is not to be trusted.", ""]
+            out += ["(weak): a mode the data hardly show (its signal adds up to fewer than "
+                    f"{WEAK_CONCENTRATION:g} independent rows' worth of the prediction "
+                    "errors, `DynamicsRecovery.weakly_identified_`); its interval is not to "
+                    "be trusted.", ""]
     if "eigenvalues" in figures:
         out += [f"![eigenvalues]({figures['eigenvalues']})", ""]
     if "forecasts" in figures:

@@ -146,10 +146,22 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         observed. The predictions are the model's own: from the inputs alone for a
         Kalman model or an RNN given known inputs, from the past of the series in the
         forecasting set-up. NaN when ``fit`` was given no ``y``.
+    concentration_ : ndarray of shape (n_states,)
+        How many independent rows' worth of the prediction errors each mode's signal adds
+        up to, in the order of ``eigenvalues_``: ``(sum_t q_t.q_t)^2 / Var(sum_t
+        q_t.u_t)`` with ``q_t`` the mode's part of the predictions and ``u_t`` the errors,
+        both whitened by ``S`` (the squared t-statistic of the mode's part, the weak
+        instruments' concentration parameter). With white errors it is the observed rows x
+        ``signal_to_noise_``. An RNN fits its predictions by least squares, so errors
+        that move as slowly as the mode (an input-driven model's errors carry the process
+        noise, filtered by the system) count for fewer rows, ``(1 - λρ) / (1 + λρ)`` of
+        them for a mode ``λ`` and errors decaying as ``ρ^k``; never more than the rows. A
+        Kalman model weighs its errors through its own noise model, and every row
+        counts. NaN when ``fit`` was given no ``y``.
     weakly_identified_ : ndarray of bool, shape (n_states,)
-        Modes the data hardly show: observed rows x ``signal_to_noise_`` below 40 (see
-        Notes). Their ``eigenvalues_cov_`` is not to be trusted: the fit may place such a
-        mode anywhere, with a small region. False everywhere without ``y``.
+        Modes the data hardly show: ``concentration_`` below 40 (see Notes). Their
+        ``eigenvalues_cov_`` is not to be trusted: the fit may place such a mode
+        anywhere, with a small region. False everywhere without ``y``.
     bootstrap_eigenvalues_ : ndarray of complex, shape (n_bootstrap, n_states)
         With ``uncertainty="bootstrap"`` only: each refit's effective eigenvalues, matched
         to ``eigenvalues_`` (same columns); a row of NaN for a refit that failed.
@@ -431,24 +443,25 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
             eigenvalues_cov = _eigenvalues_covariance(estimator, modal.eigenvalues, columns,
                                                       order, data)
         state_map, input_map = to_canonical @ state_map, to_canonical @ input_map
-        snr, n_observed = _signal_to_noise(estimator, X, y, lengths, modal, system.C,
-                                           state_map, input_map)
+        snr, concentration = _signal_to_noise(estimator, X, y, lengths, modal, system.C,
+                                              state_map, input_map)
         self._set_fitted(
             estimator=estimator, system=system, modal=modal, hsv=hsv,
             state_map=state_map, input_map=input_map, eigenvalues_cov=eigenvalues_cov,
-            bic=bic, draws=draws, snr=snr, n_observed=n_observed,
+            bic=bic, draws=draws, snr=snr, concentration=concentration,
         )
         return self
 
     def _set_fitted(self, *, estimator, system, modal, hsv, state_map, input_map,
-                    eigenvalues_cov, bic, draws, snr, n_observed):
+                    eigenvalues_cov, bic, draws, snr, concentration):
         self.estimator_ = estimator
         self.A_, self.B_, self.C_, self.D_ = system.A, system.B, system.C, system.D
         self.eigenvalues_ = modal.eigenvalues
         self.eigenvalues_cov_ = eigenvalues_cov
         self.signal_to_noise_ = snr
         # NaN (no y) compares False: nothing is flagged without the data to judge by.
-        self.weakly_identified_ = n_observed * snr < WEAK_CONCENTRATION
+        self.concentration_ = concentration
+        self.weakly_identified_ = concentration < WEAK_CONCENTRATION
         self.order_ = system.n_states
         if bic is not None:
             self.bic_ = bic
@@ -569,10 +582,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         return tags
 
 
-# A mode whose concentration (observed rows x signal_to_noise_) is below this is flagged in
-# weakly_identified_: set on the benchmark page's forecasting systems at 2,000 steps (the
-# flagged modes' regions covered 31% there, the others 97%) and checked on fresh systems
-# and at 500 and 8,000 steps (see the user guide).
+# A mode whose concentration_ (with white errors: observed rows x signal_to_noise_) is below
+# this is flagged in weakly_identified_: set on the benchmark page's forecasting systems at
+# 2,000 steps (the flagged modes' regions covered 31% there, the others 97%) and checked on
+# fresh systems and at 500 and 8,000 steps (see the user guide).
 WEAK_CONCENTRATION = 40.0
 
 
@@ -588,33 +601,105 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
     ``tr(S^+ Cov(C_i z_i))`` on the rows where every target is observed, with ``z_i`` the
     mode's canonical coordinates along the data's trajectory (both of a pair's) and ``S``
     the covariance of ``y - predict(X)``. Returns the value of each eigenvalue (a pair's
-    twice) and the number of rows it was measured on; NaN and 0 without ``y``.
+    twice) and its concentration (:func:`_concentration`); NaN without ``y``.
     """
     n = modal.eigenvalues.size
     if y is None:
-        return np.full(n, np.nan), 0
+        return np.full(n, np.nan), np.full(n, np.nan)
     data = validate_sequences(estimator, X, y, lengths=lengths, reset=False)
     observed = ~np.isnan(data.y).any(axis=1)
     if observed.sum() < 2:
-        return np.full(n, np.nan), 0
-    states = _canonical_states(estimator, X, data, state_map, input_map)[observed]
+        return np.full(n, np.nan), np.full(n, np.nan)
+    states = _canonical_states(estimator, X, data, state_map, input_map)
     predictions = np.asarray(estimator.predict(X, lengths=data.lengths), dtype=float)
-    residuals = data.y[observed] - predictions.reshape(data.y.shape)[observed]
-    noise = np.atleast_2d(np.cov(residuals, rowvar=False))
-    whiten = np.linalg.pinv(noise, hermitian=True)
+    residuals = data.y - predictions.reshape(data.y.shape)
+    noise = np.atleast_2d(np.cov(residuals[observed], rowvar=False))
+    # S^(-1/2) on its range: whitened errors have the identity as covariance there.
+    values, vectors = np.linalg.eigh(noise)
+    keep = values > 1e-12 * max(values.max(), 0.0)
+    whiten = vectors[:, keep] / np.sqrt(values[keep])
+    # Each sequence's observed rows, the gaps closed (a lag then spans a gap: a missing
+    # row's pairs are left out, not zeros put in).
+    segments = [np.flatnonzero(observed[s]) + s.start for s in data.slices]
+    segments = [rows for rows in segments if rows.size]
+    errors = [residuals[rows] @ whiten for rows in segments]
+    errors = [e - m for e, m in zip(errors, _weighted_means(errors), strict=True)]
     output_map = C @ modal.basis
-    snr = np.empty(n)
+    snr, concentration = np.empty(n), np.empty(n)
     start = 0
     while start < n:
         stop = start + (2 if modal.eigenvalues[start].imag > 0 else 1)
         part = states[:, start:stop] @ output_map[:, start:stop].T
-        signal = np.atleast_2d(np.cov(part, rowvar=False))
-        if np.any(noise):
-            snr[start:stop] = max(float(np.trace(whiten @ signal)), 0.0)
-        else:  # predictions without error: a mode that shows at all is seen perfectly
-            snr[start:stop] = np.inf if np.any(signal) else 0.0
+        if not keep.any():  # predictions without error: a mode that shows is seen perfectly
+            shows = np.any(np.cov(part[observed], rowvar=False))
+            snr[start:stop] = concentration[start:stop] = np.inf if shows else 0.0
+        else:
+            signal = [part[rows] @ whiten for rows in segments]
+            signal = [q - m for q, m in zip(signal, _weighted_means(signal), strict=True)]
+            snr[start:stop], concentration[start:stop] = _concentration(
+                signal, errors, white=getattr(estimator, "_whitens_errors", False))
         start = stop
-    return snr, int(observed.sum())
+    return snr, concentration
+
+
+def _weighted_means(segments):
+    """The mean over all rows of every segment, once per segment (to centre them all)."""
+    mean = np.sum([s.sum(axis=0) for s in segments], axis=0) / sum(len(s) for s in segments)
+    return [mean] * len(segments)
+
+
+def _concentration(signal, errors, white=False):
+    """A mode's whitened signal against the whitened errors: ``(snr, concentration)``.
+
+    ``signal`` and ``errors``: each sequence's centred ``q_t`` (the mode's part of the
+    predictions) and ``u_t`` (the errors), both whitened by the errors' covariance.
+    ``snr = tr Cov(q)``. The concentration is how many independent rows' worth of noise
+    the signal adds up to, ``(sum_t q_t.q_t)^2 / Var(sum_t q_t.u_t)``: the squared
+    t-statistic of the mode's part in a regression of ``y`` on the predictions, the weak
+    instruments' concentration parameter. With ``q`` and ``u`` independent,
+    ``Var(sum_t q_t.u_t) = n sum_k <Γ_q(k), Γ_u(k)>`` over the lags ``k`` of both
+    autocovariances; white errors leave ``k = 0``, ``n snr``, and the concentration is
+    ``n snr``. Errors and signal that both move slowly (an input-driven model's errors
+    carry the process noise filtered by the system) count for fewer independent rows: by
+    ``(1 + λρ) / (1 - λρ)`` for a mode ``λ`` and errors decaying as ``ρ^k``. The lags
+    are :func:`~skkalman.rnn._residual_memory`'s, under a Bartlett taper (biased sample
+    autocovariances: the sum stays positive). The concentration is at most the white
+    errors' count: a mode moving against its errors (``λρ < 0``) is not credited with
+    more rows than the data have.
+
+    ``white``: the estimator weighs its errors through a model of their serial
+    correlation (maximum likelihood of a state-space model, whose innovations are white;
+    with ``λ = ρ`` generalized least squares loses nothing, ordinary least squares all
+    but ``(1 - λ²) / (1 + λ²)``); then every row counts, lag 0 only.
+    """
+    from .rnn import _residual_memory
+
+    n = sum(len(u) for u in errors)
+    K = 1 if white else _residual_memory(errors)
+    gamma_q, gamma_u = _lagged_covariances(signal, K, n), _lagged_covariances(errors, K, n)
+    snr = max(float(np.trace(gamma_q[0])), 0.0)
+    if snr == 0.0:
+        return 0.0, 0.0
+    taper = np.where(np.arange(K) == 0, 1.0, 2.0 * (1.0 - np.arange(K) / K))
+    spread = float(np.einsum("k,kij,kij->", taper, gamma_q, gamma_u))
+    rows = n * snr**2 / float(np.einsum("kij,kij->", gamma_q[:1], gamma_u[:1]))
+    # Serial correlation only ever lowers the count: a fitted mode that moves against its
+    # errors (l r < 0) would count more rows than there are, and the flag is a warning.
+    return snr, (min(rows, n * snr**2 / spread) if spread > 0 else rows)
+
+
+def _lagged_covariances(segments, K, n):
+    """``Γ(k) = sum_t x_{t+k} x_t^T / n`` within each segment, ``k = 0..K-1``, by FFT."""
+    m = segments[0].shape[1]
+    gamma = np.zeros((K, m, m))
+    for x in segments:
+        T = len(x)
+        size = 1 << int(np.ceil(np.log2(2 * T)))
+        F = np.fft.rfft(x, n=size, axis=0)
+        cross = np.fft.irfft(F[:, :, None] * np.conj(F[:, None, :]), n=size, axis=0)
+        k = min(K, T)
+        gamma[:k] += cross[:k]
+    return gamma / n
 
 
 def _effective_system(system, columns, order):

@@ -521,6 +521,11 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     (True, True)
     """
 
+    # For DynamicsRecovery.concentration_: maximum likelihood weighs the errors through the
+    # model's own noise (its innovations are white), so errors that move slowly cost it no
+    # information, as they cost a least-squares fit of the predictions.
+    _whitens_errors = True
+
     _parameter_constraints = {
         "n_states": [Interval(numbers.Integral, 1, None, closed="left")],
         "fit_intercept": ["boolean"],

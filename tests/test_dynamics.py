@@ -399,6 +399,8 @@ def test_kalman_results_unchanged_by_a_similarity_transform(n, seed, feedback):
     np.testing.assert_allclose(two.transform(X), one.transform(X), atol=1e-8)
     np.testing.assert_allclose(two.signal_to_noise_, one.signal_to_noise_, rtol=1e-6,
                                atol=1e-12)
+    np.testing.assert_allclose(two.concentration_, one.concentration_, rtol=1e-6,
+                               atol=1e-10)
 
 
 def test_kalman_predictor_closed_loop_is_the_generative_dynamics():

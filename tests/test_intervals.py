@@ -19,6 +19,7 @@ from skkalman.datasets import lagged_targets, make_lds
 from skkalman.dynamics import (
     WEAK_CONCENTRATION,
     _bootstrap_covariance,
+    _concentration,
     _eigenvalue_statistic,
 )
 from skkalman.metrics import eigenvalue_error
@@ -504,6 +505,9 @@ def test_signal_to_noise_is_each_mode_s_share_of_the_predictions():
     np.testing.assert_allclose(recovery.signal_to_noise_, [1 / 0.19, 0.02 ** 2 / 0.75],
                                rtol=0.05)
     # 20,000 rows x 5.3e-4 = 11, under the threshold of 40; the other mode far above it.
+    # Maximum likelihood weighs the errors through the model's noise: every row counts.
+    np.testing.assert_allclose(recovery.concentration_, 20_000 * recovery.signal_to_noise_,
+                               rtol=1e-3)
     np.testing.assert_array_equal(recovery.weakly_identified_, [False, True])
     # Rows with a missing target are left out, of both the signal and the noise.
     y_missing = np.asarray(y, dtype=float).ravel()
@@ -513,16 +517,63 @@ def test_signal_to_noise_is_each_mode_s_share_of_the_predictions():
                                rtol=0.05)
     # 2/3 of the rows: the weak mode's concentration drops with them.
     rows = np.sum(~np.isnan(y_missing))
-    np.testing.assert_array_equal(
-        missing.weakly_identified_,
-        rows * missing.signal_to_noise_ < WEAK_CONCENTRATION)
+    np.testing.assert_allclose(missing.concentration_, rows * missing.signal_to_noise_,
+                               rtol=1e-3)
+    np.testing.assert_array_equal(missing.weakly_identified_,
+                                  missing.concentration_ < WEAK_CONCENTRATION)
     # Predictions without error: every mode that shows is seen perfectly.
     exact = DynamicsRecovery(model, prefit=True).fit(X, model.predict(X))
     assert np.all(exact.signal_to_noise_ == np.inf) and not exact.weakly_identified_.any()
+    assert np.all(exact.concentration_ == np.inf)
     # Without y there is nothing to judge by.
     blind = DynamicsRecovery(model, prefit=True).fit(X)
-    assert np.all(np.isnan(blind.signal_to_noise_))
+    assert np.all(np.isnan(blind.signal_to_noise_)) and np.all(np.isnan(blind.concentration_))
     assert not blind.weakly_identified_.any()
+
+
+@pytest.mark.parametrize(("mode", "errors"), [(0.9, 0.9), (0.95, 0.6), (0.9, -0.5),
+                                              (0.0, 0.9)])
+def test_concentration_counts_independent_rows(mode, errors):
+    # A least-squares fit of the predictions learns a mode's part q from sum_t q_t u_t:
+    # with q and the errors u both AR(1), Var(sum_t q_t u_t) = n snr (1 + l r) / (1 - l r)
+    # (l the mode, r the errors' decay): that many times fewer independent rows.
+    # (0.9, 0.9): 9.5 times fewer; (0.95, 0.6): 4.4; (0.9, -0.5): capped at n; (0, 0.9): n.
+    n = 40_000
+    q, u = _ar1(mode, n, seed=7)[:, None], _ar1(errors, n, seed=8)[:, None]
+    u /= u.std()
+    q = 0.1 * q / q.std()
+    signal, noise = [q[:n // 2], q[n // 2:]], [u[:n // 2], u[n // 2:]]
+    snr, concentration = _concentration(signal, noise)
+    # A mode moving against its errors (l r < 0) is credited with no more rows than n.
+    factor = max((1 + mode * errors) / (1 - mode * errors), 1.0)
+    np.testing.assert_allclose(snr, 0.01, rtol=0.01)
+    np.testing.assert_allclose(concentration, n * snr / factor, rtol=0.15)
+    # Errors counted as white (a model that whitens them by its noise): every row counts.
+    assert _concentration(signal, noise, white=True)[1] == pytest.approx(n * snr, rel=1e-3)
+
+
+def test_an_input_driven_rnn_s_mode_in_slow_noise_is_flagged():
+    # bench_intervals' page system 1007, draw 3: one mode at 0.982 that also carries the
+    # process noise. The network's least squares sees errors as slow as its mode, 6.8
+    # independent rows' worth of signal where the rows alone count 109; its region missed
+    # the truth (0.9989 against 0.982).
+    _, _, system = make_lds(system="random", n_states=1, n_inputs=2, n_samples=10,
+                            direct_feedthrough=False, random_state=1007)
+    rng = np.random.RandomState(70_003)
+    truth = KalmanFilterRegressor.from_params(**system.params)
+    X = rng.standard_normal((2001, 2))
+    y, _ = truth.sample(X, random_state=rng)
+    X, y = X[1:], np.asarray(y)[1:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        recovery = DynamicsRecovery(ElmanRNNRegressor(1, nonlinearity="linear",
+                                                      random_state=3)).fit(X, y)
+    assert recovery.concentration_[0] < WEAK_CONCENTRATION < len(y) * recovery.signal_to_noise_[0]
+    assert recovery.weakly_identified_[0]
+    # The true model, which weighs its errors through its noise, counts every row.
+    fitted_truth = DynamicsRecovery(truth, prefit=True).fit(X, y)
+    np.testing.assert_allclose(fitted_truth.concentration_,
+                               len(y) * fitted_truth.signal_to_noise_, rtol=1e-3)
 
 
 @pytest.mark.parametrize(("seed", "n_states", "below_noise"),
