@@ -53,7 +53,9 @@ from skkalman.datasets import lagged_targets, make_lds
 
 SETUPS = ("kalman-input", "kalman-forecasting", "rnn-input", "rnn-forecasting", "tanh-input",
           "tanh-forecasting")
-BOOTSTRAP_SETUPS = ("kalman-input-bootstrap", "kalman-forecasting-bootstrap")
+BOOTSTRAP_SETUPS = ("kalman-input-bootstrap", "kalman-forecasting-bootstrap",
+                    "rnn-input-bootstrap", "rnn-forecasting-bootstrap",
+                    "tanh-input-bootstrap", "tanh-forecasting-bootstrap")
 # Chi-square 95% quantiles: 2 dof for a complex eigenvalue, 1 dof for a real one.
 _CHI2_95 = {2: 5.991, 1: 3.841}
 
@@ -70,7 +72,7 @@ def draw_system(seed, setup, max_states):
     # The RNN has no direct path (y_t = W_hy h_t): a D != 0 costs it n_targets more hidden
     # units, so with as many units as states it misses a mode. Its input-driven systems
     # have D = 0, which measures the intervals, not that limit.
-    direct = False if setup in ("rnn-input", "tanh-input") else None
+    direct = False if setup.startswith(("rnn-input", "tanh-input")) else None
     _, _, system = make_lds(system="random", n_states=n_states, n_inputs=n_inputs,
                             direct_feedthrough=direct, n_samples=10, random_state=seed)
     return system

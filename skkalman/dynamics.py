@@ -93,10 +93,13 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     uncertainty : {"asymptotic", "bootstrap"}, default="asymptotic"
         Where ``eigenvalues_cov_`` comes from (see Notes). ``"asymptotic"``: the delta
         method through the model's own covariance of its parameters (one fit; valid where
-        the data identify every mode well). ``"bootstrap"`` (Kalman model only): a
-        parametric bootstrap, ``n_bootstrap`` data sets drawn from the fitted model (in
-        closed loop with ``feedback_columns``), each refitted from scratch; it costs
-        ``n_bootstrap`` fits and stays honest where a mode is weakly identified.
+        the data identify every mode well). ``"bootstrap"``: ``n_bootstrap`` data sets
+        drawn like ``(X, y)`` from the fitted model (in closed loop with
+        ``feedback_columns``), each refitted from scratch: for a Kalman model a parametric
+        bootstrap (its own noise), for an RNN a residual bootstrap (its errors on ``(X,
+        y)`` resampled: a sieve bootstrap of the serially correlated errors with known
+        inputs, the innovations in closed loop). It costs ``n_bootstrap`` fits and stays
+        honest where a mode is weakly identified.
     n_bootstrap : int, default=50
         Number of bootstrap data sets (``uncertainty="bootstrap"``).
     n_jobs : int, default=None
@@ -388,12 +391,11 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
                 f"{type(estimator).__name__}, which has no state-space form."
             )
         if self.uncertainty == "bootstrap":
-            if not hasattr(estimator, "_simulate"):
+            if not callable(getattr(estimator, "_simulate", None)):
                 raise TypeError(
-                    "uncertainty='bootstrap' draws data sets from the fitted model, which "
-                    f"needs a generative model (KalmanFilterRegressor); "
-                    f"{type(estimator).__name__} has no noise model to draw from. Use "
-                    "uncertainty='asymptotic'."
+                    "uncertainty='bootstrap' draws data sets like (X, y) from the fitted "
+                    f"model, which {_SUPPORTED} can do; {type(estimator).__name__} cannot. "
+                    "Use uncertainty='asymptotic'."
                 )
             if y is None:
                 raise ValueError("DynamicsRecovery requires y to be passed, but the target "
@@ -807,14 +809,14 @@ def _bootstrap_draw(estimator, statistic, n, data, missing, columns, seed):
     (``_eigenvalue_statistic``: the same loop closing and reduction as ``fit``'s, each
     matched to its estimate); NaN where the refit fails.
     """
-    X, _, lengths, linearization, _ = data
+    X, y, lengths, linearization, _ = data
     try:
         with warnings.catch_warnings():
             # A refit that stops short, or meets an ill-conditioned step on its way, is part
             # of the estimator's sampling behaviour: its draw counts as it ends.
             warnings.simplefilter("ignore", ConvergenceWarning)
             warnings.simplefilter("ignore", LinAlgWarning)
-            X_drawn, y_drawn = estimator._simulate(X, lengths, columns, seed)
+            X_drawn, y_drawn = estimator._simulate(X, lengths, columns, seed, y=y)
             if missing is not None:
                 y_drawn = np.where(missing.reshape(np.shape(y_drawn)), np.nan, y_drawn)
             model = clone(estimator).fit(X_drawn, y_drawn, lengths=lengths)

@@ -1153,8 +1153,11 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         y = states @ self.C_.T + data.X @ self.D_.T + self.intercept_ + V
         return restore_y_shape(y, self._y_ndim), states
 
-    def _simulate(self, X, lengths=None, feedback_columns=None, random_state=None):
+    def _simulate(self, X, lengths=None, feedback_columns=None, random_state=None, *,
+                  y=None):
         """A data set ``(X, y)`` like the one given, drawn from the model (the bootstrap).
+
+        ``y`` (the data's targets) is not used: the model draws its own noise.
 
         Without ``feedback_columns`` this is :meth:`sample` (``X`` unchanged). With them
         the model runs in closed loop, as the forecasting set-up's data arose:

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import signal
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 
 from ._atomic import atomic_fit
 from ._kalman.subspace import _autocovariances
@@ -586,6 +587,46 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
                              f"{linearization!r}.")
         return gain[:, None] * self.W_hh_, gain[:, None] * self.W_xh_, C, D
 
+    def _simulate(self, X, lengths=None, feedback_columns=None, random_state=None, *, y):
+        """A data set ``(X, y)`` like the one given, for the bootstrap (a residual bootstrap).
+
+        The network has no noise model to draw from, so its errors on ``(X, y)``,
+        ``r_t = y_t - predict(X)_t``, are resampled. Without ``feedback_columns`` (known
+        inputs) they are serially correlated (the process noise filtered by the system):
+        a sieve bootstrap fits them a vector autoregression (order by AIC, pooled over the
+        sequences) and draws new errors from it with resampled innovations, ``y* =
+        predict(X) + r*``, ``X`` unchanged. With ``feedback_columns`` the errors of the
+        forecast are the innovations: the network runs in closed loop, ``X[t,
+        feedback_columns[k]]`` the drawn target ``k`` at ``t - 1`` (the first row of each
+        sequence keeps the given values), and each step adds a resampled error row.
+        """
+        check_is_fitted(self)
+        data = validate_sequences(self, X, y, lengths, reset=False,
+                                  n_targets=self.W_hy_.shape[0])
+        rng = check_random_state(random_state)
+        predictions = np.asarray(self.predict(data.X, data.lengths), dtype=float).reshape(
+            data.y.shape)
+        residuals = data.y - predictions
+        if feedback_columns is None:
+            drawn = _sieve_draw(residuals, data.slices, rng)
+            return data.X, restore_y_shape(predictions + drawn, self._y_ndim)
+        innovations = residuals[~np.isnan(residuals).any(axis=1)]
+        if not len(innovations):
+            raise ValueError("no row of y has every target observed: no error to resample.")
+        innovations = innovations - innovations.mean(axis=0)
+        activation = ACTIVATIONS[self.nonlinearity]
+        Xs = data.X.copy()
+        drawn = np.empty_like(predictions)
+        picks = innovations[rng.randint(len(innovations), size=len(Xs))]
+        for rows in data.slices:
+            h = np.zeros(self.W_hh_.shape[0])
+            for t in range(rows.start, rows.stop):
+                if t > rows.start:
+                    Xs[t, feedback_columns] = drawn[t - 1]
+                h = activation.function(self.W_hh_ @ h + self.W_xh_ @ Xs[t] + self.b_h_, np)
+                drawn[t] = self.W_hy_ @ h + self.b_y_ + picks[t]
+        return Xs, restore_y_shape(drawn, self._y_ndim)
+
     def _latent_states(self, X, lengths=None):
         """The hidden states ``h_t`` driven by ``X``, ndarray (n_samples, hidden_size)."""
         return self.hidden_states(X, lengths)
@@ -761,6 +802,79 @@ class ElmanRNNRegressor(RegressorMixin, BaseEstimator):
             (value(theta0 + step * e) - value(theta0 - step * e)) / (2 * step)
             for e in identity])
         return jacobian @ covariance_w @ jacobian.T
+
+
+def _sieve_draw(residuals, slices, rng):
+    """Errors drawn like ``residuals`` (rows x targets, NaN = missing; each sequence at
+    ``slices``) by a sieve bootstrap (Bühlmann 1997).
+
+    A vector autoregression ``r_t = sum_k Φ_k r_{t-k} + e_t`` is fitted by least squares
+    to the rows whose window is complete, pooled over the sequences, its order ``p`` the
+    AIC's among ``0..min(10 log10 n, n / 10)`` (the lower orders are tried while the fit
+    is not stable). Each sequence's errors are drawn from it, the innovations resampled
+    from the fit's (centred, whole rows, so the targets keep their correlation), after
+    a burn-in long enough for the start to be forgotten. Missing entries of
+    ``residuals`` stay to the caller: every row is drawn.
+    """
+    n, m = residuals.shape
+    complete = ~np.isnan(residuals).any(axis=1)
+    if complete.sum() < 2:
+        raise ValueError("fewer than two rows of y have every target observed: no error "
+                         "to resample.")
+    max_order = int(max(0, min(10 * np.log10(n), complete.sum() / 10 - 1)))
+    # The same rows for every order (those with max_order complete lags), so the AIC compares.
+    design, target = _lagged_design(residuals, slices, max_order)
+    while len(target) <= m * max_order + 1 and max_order > 0:
+        max_order -= 1
+        design, target = _lagged_design(residuals, slices, max_order)
+    fits = []
+    for p in range(max_order + 1):
+        coefficients = (np.linalg.lstsq(design[:, :m * p], target, rcond=None)[0] if p
+                        else np.zeros((0, m)))
+        innovations = target - design[:, :m * p] @ coefficients
+        _, logdet = np.linalg.slogdet(np.atleast_2d(np.cov(innovations, rowvar=False)))
+        fits.append((logdet + 2 * m * m * p / len(target), p))
+    # The best order whose fit is stable (order 0 always is).
+    for _, p in sorted(fits):
+        coefficients = (np.linalg.lstsq(design[:, :m * p], target, rcond=None)[0] if p
+                        else np.zeros((0, m)))
+        radius = np.max(np.abs(np.linalg.eigvals(_companion(coefficients, m, p)))) if p else 0.0
+        if radius < 1:
+            break
+    innovations = target - design[:, :m * p] @ coefficients
+    innovations = innovations - innovations.mean(axis=0)
+    burn_in = int(min(10_000, np.ceil(10 / (1 - radius))))
+    drawn = np.empty((n, m))
+    for rows in slices:
+        T = rows.stop - rows.start
+        e = innovations[rng.randint(len(innovations), size=burn_in + T)]
+        r = np.zeros((burn_in + T + p, m))
+        for t in range(burn_in + T):
+            past = r[t:t + p][::-1].ravel()  # r_{t-1}, ..., r_{t-p}
+            r[t + p] = past @ coefficients + e[t] if p else e[t]
+        drawn[rows] = r[p + burn_in:]
+    return drawn
+
+
+def _lagged_design(residuals, slices, p):
+    """Rows ``[r_{t-1}, ..., r_{t-p}]`` and targets ``r_t`` of every complete window."""
+    design, target = [], []
+    for rows in slices:
+        r = residuals[rows]
+        for t in range(p, len(r)):
+            window = r[t - p:t + 1]
+            if np.isnan(window).any():
+                continue
+            design.append(window[:-1][::-1].ravel())
+            target.append(window[-1])
+    m = residuals.shape[1]
+    return np.array(design).reshape(-1, m * p), np.array(target).reshape(-1, m)
+
+
+def _companion(coefficients, m, p):
+    """The companion matrix of ``r_t = sum_k Φ_k r_{t-k}`` (``coefficients``: (m p, m))."""
+    top = coefficients.T  # (m, m p): [Φ_1, ..., Φ_p]
+    return np.vstack([top, np.eye(m * (p - 1), m * p)]) if p > 1 else top
 
 
 def _location_scale(values):

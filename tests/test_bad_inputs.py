@@ -46,6 +46,13 @@ def _frame(values, prefix="x"):
     return pd.DataFrame(values, columns=[f"{prefix}{j}" for j in range(values.shape[1])])
 
 
+class _NoDraws(KalmanFilterRegressor):
+    """A state-space estimator (a third party's) that cannot draw data sets for the
+    bootstrap."""
+
+    _simulate = None
+
+
 @dataclass(frozen=True)
 class Call:
     """One call that must fail: ``estimator`` (a key of ``ESTIMATORS``, or ``"metrics"``
@@ -289,11 +296,11 @@ CASES = [
     Case("feedback-float", "``feedback_columns`` not integers", ValueError,
          "feedback_columns must hold integer column indices",
          (Call(D, "fit", params={"feedback_columns": [0.0]}),)),
-    Case("bootstrap-rnn", "``uncertainty=\"bootstrap\"`` around an RNN (no noise model to "
-         "draw from)", TypeError, "uncertainty='bootstrap' draws data sets from the fitted "
-         "model, which needs a generative model",
-         (Call(D, "fit", params={"estimator": ElmanRNNRegressor(hidden_size=2, max_epochs=2),
-                                 "uncertainty": "bootstrap", "n_bootstrap": 2}),)),
+    Case("bootstrap-no-draws", "``uncertainty=\"bootstrap\"`` around a state-space "
+         "estimator that cannot draw data sets like ``(X, y)``", TypeError,
+         r"uncertainty='bootstrap' draws data sets like \(X, y\) from the fitted model",
+         (Call(D, "fit", params={"estimator": _NoDraws(), "uncertainty": "bootstrap",
+                                 "n_bootstrap": 2}),)),
     Case("bootstrap-y", "``uncertainty=\"bootstrap\"`` without ``y``", ValueError,
          r"DynamicsRecovery requires y to be passed, but the target y is None: "
          r"uncertainty='bootstrap' refits the model", (Call(D, "fit", {"y": None},

@@ -390,6 +390,60 @@ def test_bootstrap_agrees_with_the_observed_information_on_a_well_identified_mod
     assert not hasattr(asymptotic, "bootstrap_eigenvalues_")
 
 
+@pytest.mark.parametrize("feedback", [False, True])
+def test_rnn_bootstrap_agrees_with_the_sandwich_on_a_well_identified_mode(feedback):
+    # The residual bootstrap (sieve with known inputs, closed loop forecasting) against
+    # the Gauss-Newton sandwich, on a mode the data identify well.
+    X, y, _ = make_lds(system="oscillator", n_inputs=0 if feedback else 1,
+                       n_samples=800, random_state=0)
+    X, y, lengths = lagged_targets(y) if feedback else (X, y, None)
+    columns = [0] if feedback else None
+    rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0)
+    asymptotic = DynamicsRecovery(rnn, feedback_columns=columns).fit(X, y, lengths)
+    boot = DynamicsRecovery(rnn, feedback_columns=columns, uncertainty="bootstrap",
+                            n_bootstrap=24, random_state=0).fit(X, y, lengths)
+    assert np.allclose(boot.eigenvalues_, asymptotic.eigenvalues_)
+    assert np.all(np.isfinite(boot.bootstrap_eigenvalues_))
+    # Forecasting, a few refits land in poorer optima of the network's loss (one collapses
+    # the pair onto the real axis); they widen the region, as they would the estimator's.
+    assert np.mean(boot.bootstrap_eigenvalues_[:, 0].imag > 0) > 0.9
+    # The draws' spread about the estimate, robustly: their median absolute deviation.
+    draws = boot.bootstrap_eigenvalues_[:, 0] - boot.eigenvalues_[0]
+    robust = 1.4826 * np.median(np.abs(np.column_stack([draws.real, draws.imag])), axis=0)
+    ratio = robust / np.sqrt(np.diagonal(asymptotic.eigenvalues_cov_[0]))
+    assert np.all((ratio > 0.5) & (ratio < 2.0)), ratio
+
+
+def test_rnn_draws_resample_its_errors():
+    rng = np.random.default_rng(0)
+    # Input-driven: the errors keep their serial correlation and size; X is unchanged.
+    X, y, _ = make_lds(system="oscillator", n_inputs=1, n_samples=3000, random_state=0)
+    y = np.asarray(y) + 3 * _ar1(0.95, 3000, seed=1)  # slow errors the network cannot see
+    rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0).fit(X, y)
+    errors = y - rnn.predict(X)
+    X_drawn, y_drawn = rnn._simulate(X, None, None, 5, y=y)
+    drawn = y_drawn - rnn.predict(X)
+    assert X_drawn is X or np.array_equal(X_drawn, X)
+    assert np.std(drawn) == pytest.approx(np.std(errors), rel=0.3)
+    lag1 = [np.corrcoef(e[1:], e[:-1])[0, 1] for e in (errors, drawn)]
+    assert lag1[0] > 0.8 and lag1[1] == pytest.approx(lag1[0], abs=0.1)
+    assert not np.array_equal(drawn, errors)
+    # Forecasting: the network runs in closed loop, each step's error one of its own.
+    _, series, _ = make_lds(system="oscillator", n_samples=400, random_state=1)
+    Xf, yf, lengths = lagged_targets(np.column_stack([series, rng.standard_normal(400)]))
+    net = ElmanRNNRegressor(2, nonlinearity="tanh", random_state=0).fit(Xf, yf, lengths)
+    X_loop, y_loop = net._simulate(Xf, lengths, [0, 1], 3, y=yf)
+    np.testing.assert_array_equal(X_loop[0], Xf[0])  # the lag before the sequence
+    np.testing.assert_array_equal(X_loop[1:], y_loop[:-1])
+    errors = yf - net.predict(Xf, lengths)
+    errors -= errors.mean(axis=0)
+    steps = y_loop - net.predict(X_loop, lengths)
+    nearest = np.min(np.abs(steps[:, None, :] - errors[None]).sum(axis=2), axis=1)
+    assert np.all(nearest < 1e-8)
+    # Reproducible from its seed.
+    np.testing.assert_array_equal(net._simulate(Xf, lengths, [0, 1], 3, y=yf)[1], y_loop)
+
+
 def test_bootstrap_of_a_real_eigenvalue_has_no_imaginary_variance():
     y = _ar1(0.8, 400, seed=0)
     recovery = DynamicsRecovery(KalmanFilterRegressor(1), uncertainty="bootstrap",
@@ -398,9 +452,13 @@ def test_bootstrap_of_a_real_eigenvalue_has_no_imaginary_variance():
     assert cov[0, 0] > 0 and cov[1, 1] == 0 and cov[0, 1] == 0
 
 
-def test_bootstrap_is_reproducible_and_independent_of_n_jobs():
-    X, y, _ = make_lds(system="oscillator", n_samples=300, random_state=0)
-    runs = [DynamicsRecovery(KalmanFilterRegressor(2), uncertainty="bootstrap",
+@pytest.mark.parametrize("model", ["kalman", "rnn"])
+def test_bootstrap_is_reproducible_and_independent_of_n_jobs(model):
+    X, y, _ = make_lds(system="oscillator", n_inputs=int(model == "rnn"), n_samples=300,
+                       random_state=0)
+    estimator = (KalmanFilterRegressor(2) if model == "kalman" else
+                 ElmanRNNRegressor(2, nonlinearity="linear", random_state=0))
+    runs = [DynamicsRecovery(estimator, uncertainty="bootstrap",
                              n_bootstrap=4, random_state=3, n_jobs=n_jobs).fit(X, y)
             for n_jobs in (1, 1, 2)]
     for run in runs[1:]:
@@ -434,8 +492,8 @@ def test_a_failed_bootstrap_refit_is_a_nan_draw(monkeypatch):
     draw = KalmanFilterRegressor._simulate
 
     def every_other_draw_fails(self, X, lengths=None, feedback_columns=None,
-                               random_state=None):
-        X_drawn, y_drawn = draw(self, X, lengths, feedback_columns, random_state)
+                               random_state=None, *, y=None):
+        X_drawn, y_drawn = draw(self, X, lengths, feedback_columns, random_state, y=y)
         return X_drawn, (y_drawn[:-1] if random_state % 2 else y_drawn)  # a ValueError
 
     monkeypatch.setattr(KalmanFilterRegressor, "_simulate", every_other_draw_fails)
@@ -449,12 +507,16 @@ def test_a_failed_bootstrap_refit_is_a_nan_draw(monkeypatch):
         assert np.all(np.isfinite(recovery.eigenvalues_cov_)) == (n_failed <= 4)
 
 
-def test_bootstrap_needs_a_generative_model_y_and_two_draws():
+class _NoDraws(KalmanFilterRegressor):
+    _simulate = None  # a state-space estimator that cannot draw data sets
+
+
+def test_bootstrap_needs_a_model_that_draws_y_and_two_draws():
     X, y, _ = make_lds(system="oscillator", n_inputs=1, n_samples=200, random_state=0)
-    rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0)
-    with pytest.raises(TypeError, match="generative model"):
-        DynamicsRecovery(rnn, uncertainty="bootstrap").fit(X, y)
-    assert not hasattr(rnn, "module_")  # refused before any training
+    unfitted = _NoDraws(2)
+    with pytest.raises(TypeError, match=r"draws data sets like \(X, y\)"):
+        DynamicsRecovery(unfitted, uncertainty="bootstrap").fit(X, y)
+    assert not hasattr(unfitted, "A_")  # refused before any fit
     model = KalmanFilterRegressor(2).fit(X, y)
     with pytest.raises(ValueError, match="requires y to be passed.*bootstrap"):
         DynamicsRecovery(model, prefit=True, uncertainty="bootstrap").fit(X)
