@@ -239,13 +239,18 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
       Newey-West kernel on the scores (white at the optimal forecast). A tanh or relu
       network's linearization is differentiated with the weights, the data held fixed.
       It does not cover the optimizer's own error (training stopped before the optimum);
-    - ``uncertainty="bootstrap"`` (Kalman model): the mean squared error about
-      ``eigenvalues_`` of ``n_bootstrap`` refits, each on a data set drawn from the fitted
-      model with the data's inputs, lengths and missing entries (in closed loop on
-      ``feedback_columns``: the drawn outputs are fed back, the other columns kept as
-      given), recovered the same way (with ``order="auto"``, at the chosen size). It
-      reaches where the curvature at one maximum cannot: a weakly identified mode's
-      refits scatter, and its region grows with them.
+    - ``uncertainty="bootstrap"``: the mean squared error about ``eigenvalues_`` of
+      ``n_bootstrap`` refits, each on a data set drawn like the data, with its inputs,
+      lengths and missing entries (in closed loop on ``feedback_columns``: the drawn
+      outputs are fed back, the other columns kept as given), recovered the same way
+      (with ``order="auto"``, at the chosen size). A Kalman model draws from itself
+      (parametric). An RNN has no noise model, so its own errors on ``(X, y)`` are
+      resampled around its predictions (a residual bootstrap): with known inputs by a
+      sieve (a vector autoregression of the errors, its order by AIC, new errors from
+      resampled innovations), in closed loop row by row (the forecast's errors are the
+      innovations). It reaches where the curvature at one optimum cannot: a weakly
+      identified mode's refits scatter, refits that land in other optima of the
+      network's loss too, and its region grows with them.
 
     Measured (``benchmarks/bench_intervals.py``: 8 random systems x 12 noise draws, 2,000
     steps, the true size): nominal 95% regions cover the true eigenvalues in 93%

@@ -390,6 +390,7 @@ def test_bootstrap_agrees_with_the_observed_information_on_a_well_identified_mod
     assert not hasattr(asymptotic, "bootstrap_eigenvalues_")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feedback", [False, True])
 def test_rnn_bootstrap_agrees_with_the_sandwich_on_a_well_identified_mode(feedback):
     # The residual bootstrap (sieve with known inputs, closed loop forecasting) against
