@@ -812,7 +812,8 @@ _DRAW_ERRORS = (ValueError, FloatingPointError, np.linalg.LinAlgError)
 
 
 def _bootstrap_draw(estimator, statistic, n, data, missing, columns, seed):
-    """One parametric-bootstrap draw: data from the fitted model, a refit, its eigenvalues.
+    """One bootstrap draw: data like the data from the fitted model (``_simulate``: the
+    Kalman model's own noise, the RNN's resampled errors), a refit, its eigenvalues.
 
     The draw has the data's ``missing`` entries (NaN in ``y``; None when there are none).
     The refit's ``n`` effective eigenvalues come from ``statistic``
