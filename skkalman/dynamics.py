@@ -634,8 +634,7 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
     # row's pairs are left out, not zeros put in).
     segments = [np.flatnonzero(observed[s]) + s.start for s in data.slices]
     segments = [rows for rows in segments if rows.size]
-    errors = [residuals[rows] @ whiten for rows in segments]
-    errors = [e - m for e, m in zip(errors, _weighted_means(errors), strict=True)]
+    errors = _centred([residuals[rows] @ whiten for rows in segments])
     output_map = C @ modal.basis
     snr, concentration = np.empty(n), np.empty(n)
     start = 0
@@ -646,18 +645,17 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
             shows = np.any(np.cov(part[observed], rowvar=False))
             snr[start:stop] = concentration[start:stop] = np.inf if shows else 0.0
         else:
-            signal = [part[rows] @ whiten for rows in segments]
-            signal = [q - m for q, m in zip(signal, _weighted_means(signal), strict=True)]
+            signal = _centred([part[rows] @ whiten for rows in segments])
             snr[start:stop], concentration[start:stop] = _concentration(
                 signal, errors, white=getattr(estimator, "_whitens_errors", False))
         start = stop
     return snr, concentration
 
 
-def _weighted_means(segments):
-    """The mean over all rows of every segment, once per segment (to centre them all)."""
-    mean = np.sum([s.sum(axis=0) for s in segments], axis=0) / sum(len(s) for s in segments)
-    return [mean] * len(segments)
+def _centred(segments):
+    """Each segment less the mean over the rows of all of them."""
+    mean = np.concatenate(segments).mean(axis=0)
+    return [s - mean for s in segments]
 
 
 def _concentration(signal, errors, white=False):
@@ -684,7 +682,7 @@ def _concentration(signal, errors, white=False):
     with ``λ = ρ`` generalized least squares loses nothing, ordinary least squares all
     but ``(1 - λ²) / (1 + λ²)``); then every row counts, lag 0 only.
     """
-    from .rnn import _residual_memory
+    from .rnn import _lagged_covariances, _residual_memory
 
     n = sum(len(u) for u in errors)
     K = 1 if white else _residual_memory(errors)
@@ -698,20 +696,6 @@ def _concentration(signal, errors, white=False):
     # Serial correlation only ever lowers the count: a fitted mode that moves against its
     # errors (l r < 0) would count more rows than there are, and the flag is a warning.
     return snr, (min(rows, n * snr**2 / spread) if spread > 0 else rows)
-
-
-def _lagged_covariances(segments, K, n):
-    """``Γ(k) = sum_t x_{t+k} x_t^T / n`` within each segment, ``k = 0..K-1``, by FFT."""
-    m = segments[0].shape[1]
-    gamma = np.zeros((K, m, m))
-    for x in segments:
-        T = len(x)
-        size = 1 << int(np.ceil(np.log2(2 * T)))
-        F = np.fft.rfft(x, n=size, axis=0)
-        cross = np.fft.irfft(F[:, :, None] * np.conj(F[:, None, :]), n=size, axis=0)
-        k = min(K, T)
-        gamma[:k] += cross[:k]
-    return gamma / n
 
 
 def _effective_system(system, columns, order):

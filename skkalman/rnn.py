@@ -810,8 +810,8 @@ def _sieve_draw(residuals, slices, rng):
 
     A vector autoregression ``r_t = sum_k Φ_k r_{t-k} + e_t`` is fitted by least squares
     to the rows whose window is complete, pooled over the sequences, its order ``p`` the
-    AIC's among ``0..min(10 log10 n, n / 10)`` (the lower orders are tried while the fit
-    is not stable). Each sequence's errors are drawn from it, the innovations resampled
+    AIC's among ``0..min(10 log10 n, n / 10)`` (the next best by AIC while the fit is not
+    stable). Each sequence's errors are drawn from it, the innovations resampled
     from the fit's (centred, whole rows, so the targets keep their correlation), after
     a burn-in long enough for the start to be forgotten. Missing entries of
     ``residuals`` stay to the caller: every row is drawn.
@@ -833,15 +833,13 @@ def _sieve_draw(residuals, slices, rng):
                         else np.zeros((0, m)))
         innovations = target - design[:, :m * p] @ coefficients
         _, logdet = np.linalg.slogdet(np.atleast_2d(np.cov(innovations, rowvar=False)))
-        fits.append((logdet + 2 * m * m * p / len(target), p))
+        fits.append((logdet + 2 * m * m * p / len(target), p, coefficients, innovations))
     # The best order whose fit is stable (order 0 always is).
-    for _, p in sorted(fits):
-        coefficients = (np.linalg.lstsq(design[:, :m * p], target, rcond=None)[0] if p
-                        else np.zeros((0, m)))
+    for fit in sorted(fits, key=lambda fit: fit[:2]):
+        _, p, coefficients, innovations = fit
         radius = np.max(np.abs(np.linalg.eigvals(_companion(coefficients, m, p)))) if p else 0.0
         if radius < 1:
             break
-    innovations = target - design[:, :m * p] @ coefficients
     innovations = innovations - innovations.mean(axis=0)
     burn_in = int(min(10_000, np.ceil(10 / (1 - radius))))
     drawn = np.empty((n, m))
@@ -1108,8 +1106,7 @@ def _exogenous_score_covariance(jacobians, residuals):
     m, n_weights = jacobians[0].shape[1:]
     # Λ_k = E[r_{t+k} r_t^T], tapered; kernel[K - 1 + d] = Cov(r_{s+d}, r_s), d = 1-K..K-1.
     taper = 1.0 - np.arange(K) / K
-    lags = np.array([sum(r[k:].T @ r[:len(r) - k] for r in residuals if len(r) > k)
-                     for k in range(K)]) / n * taper[:, None, None]
+    lags = _lagged_covariances(residuals, K, n) * taper[:, None, None]
     kernel = np.concatenate([np.transpose(lags[:0:-1], (0, 2, 1)), lags])
     M = np.zeros((n_weights, n_weights))
     for J in jacobians:
@@ -1119,6 +1116,22 @@ def _exogenous_score_covariance(jacobians, residuals):
             smoothed = signal.fftconvolve(J[:, None, j, :], kernel[:, :, j, None], axes=0)
             M += np.einsum("tip,tiq->pq", J, smoothed[K - 1:K - 1 + T])
     return 0.5 * (M + M.T)
+
+
+def _lagged_covariances(segments, K, n):
+    """``Γ(k) = sum_t x_{t+k} x_t^T / n`` within each segment, ``k = 0..K-1``, by FFT."""
+    m = segments[0].shape[1]
+    gamma = np.zeros((K, m, m))
+    for x in segments:
+        T = len(x)
+        if not T:
+            continue
+        size = 1 << int(np.ceil(np.log2(2 * T)))
+        F = np.fft.rfft(x, n=size, axis=0)
+        cross = np.fft.irfft(F[:, :, None] * np.conj(F[:, None, :]), n=size, axis=0)
+        k = min(K, T)
+        gamma[:k] += cross[:k]
+    return gamma / n
 
 
 def _long_run_covariance(segments, L):
