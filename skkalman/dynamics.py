@@ -305,6 +305,14 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     >>> recovery.transform(X).shape
     (200, 4)
 
+    How many independent rows' worth of signal each mode shows in the predictions, and
+    whether that is too few for its region to be read:
+
+    >>> recovery.concentration_.round(-1)
+    array([3190., 3190.,  460.,  460.])
+    >>> recovery.weakly_identified_.tolist()
+    [False, False, False, False]
+
     Uncertainty and the order, from a fit with a surplus state:
 
     >>> X, y, system = make_lds(system="oscillator", n_samples=800, random_state=0)
@@ -327,6 +335,17 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     >>> d = np.array([d.real, d.imag])
     >>> bool(d @ np.linalg.solve(boot.eigenvalues_cov_[0], d) <= 5.99)
     True
+
+    An RNN's regions from a residual bootstrap (its own errors resampled around its
+    predictions, then refitted):
+
+    >>> from skkalman import ElmanRNNRegressor
+    >>> Xi, yi, _ = make_lds(system="oscillator", n_inputs=1, n_samples=400, random_state=0)
+    >>> rnn = ElmanRNNRegressor(2, nonlinearity="linear", random_state=0)
+    >>> boot_rnn = DynamicsRecovery(rnn, uncertainty="bootstrap", n_bootstrap=5,
+    ...                             random_state=0).fit(Xi, yi)
+    >>> boot_rnn.bootstrap_eigenvalues_.shape, bool(np.isfinite(boot_rnn.eigenvalues_cov_).all())
+    ((5, 2), True)
     """
 
     _parameter_constraints: dict = {
