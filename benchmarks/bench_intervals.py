@@ -12,9 +12,12 @@ predicted to the empirical standard deviation of the estimates (1 is right).
 
 Set-ups: the Kalman model, the linear RNN and the tanh RNN, each input-driven (``X`` =
 known inputs) and forecasting (``X_t = y_{t-1}``, ``feedback_columns``; the truth is the
-system's ``A``). A tanh network's eigenvalues are those of its linearization along the
-trajectory (``DynamicsRecovery``'s default), whose regions carry the slopes' dependence
-on the weights; on data from a linear system its truth is ``A`` too. The Kalman set-ups'
+system's ``A``); the Kalman model also models the series alone (``kalman-series``: no
+inputs and no feedback, ``X`` of zero columns, the forecasting set-up's systems), where
+it learns the modes from the noise's autocorrelation. A tanh network's eigenvalues are
+those of its linearization along the trajectory (``DynamicsRecovery``'s default), whose
+regions carry the slopes' dependence on the weights; on data from a linear system its
+truth is ``A`` too. The Kalman set-ups'
 regions come from the observed information (``uncertainty="asymptotic"``), the RNNs' from
 the Gauss-Newton sandwich; the ``...-bootstrap`` set-ups fit the same draws and take the
 bootstrap's regions instead (``uncertainty="bootstrap"``, ``--n-bootstrap`` refits on
@@ -52,8 +55,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
 from skkalman.datasets import lagged_targets, make_lds
 
-SETUPS = ("kalman-input", "kalman-forecasting", "rnn-input", "rnn-forecasting", "tanh-input",
-          "tanh-forecasting")
+SETUPS = ("kalman-input", "kalman-forecasting", "kalman-series", "rnn-input",
+          "rnn-forecasting", "tanh-input", "tanh-forecasting")
 BOOTSTRAP_SETUPS = ("kalman-input-bootstrap", "kalman-forecasting-bootstrap",
                     "rnn-input-bootstrap", "rnn-forecasting-bootstrap",
                     "tanh-input-bootstrap", "tanh-forecasting-bootstrap")
@@ -65,9 +68,13 @@ def _forecasting(setup):
     return "forecasting" in setup
 
 
+def _series(setup):
+    return "series" in setup
+
+
 def draw_system(seed, setup, max_states):
-    """A random system of the set-up (inputs for input-driven, none for forecasting)."""
-    n_inputs = 0 if _forecasting(setup) else 1 + seed % 2
+    """A random system of the set-up (inputs for input-driven, none for the others)."""
+    n_inputs = 0 if _forecasting(setup) or _series(setup) else 1 + seed % 2
     rng = np.random.default_rng(seed)
     n_states = int(rng.integers(1, max_states + 1))
     # The RNN has no direct path (y_t = W_hy h_t): a D != 0 costs it n_targets more hidden

@@ -51,7 +51,7 @@ SCRIPTS = {
     # refits; the misses sit on a few of systems 8 to 15, which its default of 8 systems
     # never draws), order selection on 6 (about 5 minutes; its default of 20 takes 30).
     "bench_intervals": (["--n-systems", "16", "--n-reps", "8", "--setups",
-                         "kalman-input,kalman-forecasting,rnn-input,rnn-forecasting,"
+                         "kalman-input,kalman-forecasting,kalman-series,rnn-input,rnn-forecasting,"
                          "tanh-input,tanh-forecasting,kalman-input-bootstrap,"
                          "kalman-forecasting-bootstrap", "--n-bootstrap", "50",
                          "--n-jobs", "2"], ["--quick"]),

@@ -143,12 +143,16 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     signal_to_noise_ : ndarray of shape (n_states,)
         How strongly the data show each mode, in the order of ``eigenvalues_`` (a pair's
         value twice): the variance of the mode's part of the model's predictions of ``y``
-        on the data passed to ``fit``, ``C_i z_i`` with ``z_i`` its coordinates in
-        ``transform``, whitened by the covariance ``S`` of the prediction errors
-        ``y - predict(X)``: ``tr(S^+ Cov(C_i z_i))``, on the rows where every target is
-        observed. The predictions are the model's own: from the inputs alone for a
-        Kalman model or an RNN given known inputs, from the past of the series in the
-        forecasting set-up. NaN when ``fit`` was given no ``y``.
+        on the data passed to ``fit``, ``C_i z_i`` with ``z_i`` the mode's canonical
+        coordinates along them, whitened by the covariance ``S`` of the prediction
+        errors: ``tr(S^+ Cov(C_i z_i))``, on the rows where every target is observed.
+        The predictions are those the model is fitted by. A Kalman model's are its
+        one-step predictions ``E[y_t | x_1..t, y_1..t-1]`` (``forecast``, the innovations
+        form): its states move with the inputs and with the past errors both, so a model
+        of a series alone, without inputs, shows its modes too. An RNN's are
+        ``predict(X)``: from the inputs alone given known inputs, from the past of the
+        series in the forecasting set-up (there ``z_i`` are the coordinates of
+        ``transform``). NaN when ``fit`` was given no ``y``.
     concentration_ : ndarray of shape (n_states,)
         How many independent rows' worth of the prediction errors each mode's signal adds
         up to, in the order of ``eigenvalues_``: ``(sum_t q_t.q_t)^2 / Var(sum_t
@@ -309,7 +313,7 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     whether that is too few for its region to be read:
 
     >>> recovery.concentration_.round(-1)
-    array([3190., 3190.,  460.,  460.])
+    array([15510., 15510.,  1930.,  1930.])
     >>> recovery.weakly_identified_.tolist()
     [False, False, False, False]
 
@@ -631,8 +635,11 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
 
     ``tr(S^+ Cov(C_i z_i))`` on the rows where every target is observed, with ``z_i`` the
     mode's canonical coordinates along the data's trajectory (both of a pair's) and ``S``
-    the covariance of ``y - predict(X)``. Returns the value of each eigenvalue (a pair's
-    twice) and its concentration (:func:`_concentration`); NaN without ``y``.
+    the covariance of the prediction errors. The predictions are the model's one-step
+    ones where it has them (``_one_step``: a state-space model's innovations form, the
+    states driven by the inputs and the past errors), else ``predict(X)``. Returns the
+    value of each eigenvalue (a pair's twice) and its concentration
+    (:func:`_concentration`); NaN without ``y``.
     """
     n = modal.eigenvalues.size
     if y is None:
@@ -641,9 +648,15 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
     observed = ~np.isnan(data.y).any(axis=1)
     if observed.sum() < 2:
         return np.full(n, np.nan), np.full(n, np.nan)
-    states = _canonical_states(estimator, X, data, state_map, input_map)
-    predictions = np.asarray(estimator.predict(X, lengths=data.lengths), dtype=float)
-    residuals = data.y - predictions.reshape(data.y.shape)
+    if hasattr(estimator, "_one_step"):
+        # A state-space model weighs the data by its one-step predictions (innovations
+        # form): the modes show in the inputs' part and in the past errors' part.
+        means, predictions = estimator._one_step(X, y, data.lengths)
+        states = np.asarray(means, dtype=float) @ state_map.T + data.X @ input_map.T
+    else:
+        states = _canonical_states(estimator, X, data, state_map, input_map)
+        predictions = estimator.predict(X, lengths=data.lengths)
+    residuals = data.y - np.asarray(predictions, dtype=float).reshape(data.y.shape)
     noise = np.atleast_2d(np.cov(residuals[observed], rowvar=False))
     # S^(-1/2) on its range: whitened errors have the identity as covariance there.
     values, vectors = np.linalg.eigh(noise)

@@ -1221,6 +1221,18 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         data = self._validate(X, lengths=lengths)
         return np.vstack([r.predicted_means for r in self._filter_each(data)])
 
+    def _one_step(self, X, y, lengths=None):
+        """``E[s_t | x_1..t, y_1..t-1]`` and the one-step predictions of ``y`` (2-D).
+
+        The innovations form: the states the likelihood weighs the data by, driven by the
+        inputs and by the past errors both. (``DynamicsRecovery.concentration_`` reads a
+        mode's signal from them: a model without inputs learns its modes from the noise's
+        autocorrelation, which ``predict(X)``, the mean alone, does not show.)
+        """
+        data = self._validate(X, y, lengths)
+        means = np.vstack([r.predicted_means for r in self._filter_each(data, data.y)])
+        return means, means @ self.C_.T + data.X @ self.D_.T + self.intercept_
+
     # The size that DynamicsRecovery(order="auto") chooses, and its criterion.
     _size_parameter = "n_states"
 

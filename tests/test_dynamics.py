@@ -386,9 +386,13 @@ def test_kalman_results_unchanged_by_a_similarity_transform(n, seed, feedback):
     Q, R = 0.1 * np.eye(n), 0.1 * np.eye(2)
     T = rng.standard_normal((n, n)) + 3 * np.eye(n)
     T_inv = np.linalg.inv(T)
-    first = KalmanFilterRegressor.from_params(A=A, C=C, Q=Q, R=R, B=B, D=D)
+    # The same model in two bases: the prior of the first state transformed too (the
+    # filter's one-step predictions, which signal_to_noise_ reads, start from it).
+    first = KalmanFilterRegressor.from_params(A=A, C=C, Q=Q, R=R, B=B, D=D,
+                                              initial_state_covariance=np.eye(n))
     second = KalmanFilterRegressor.from_params(A=T @ A @ T_inv, C=C @ T_inv, Q=T @ Q @ T.T,
-                                               R=R, B=T @ B, D=D)
+                                               R=R, B=T @ B, D=D,
+                                               initial_state_covariance=T @ T.T)
     X = rng.standard_normal((30, 2))
     y, _ = first.sample(X, random_state=seed)
     params = dict(prefit=True, feedback_columns=[1, 0] if feedback else None)
