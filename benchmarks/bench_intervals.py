@@ -17,11 +17,11 @@ inputs and no feedback, ``X`` of zero columns, the forecasting set-up's systems)
 it learns the modes from the noise's autocorrelation. A tanh network's eigenvalues are
 those of its linearization along the trajectory (``DynamicsRecovery``'s default), whose
 regions carry the slopes' dependence on the weights; on data from a linear system its
-truth is ``A`` too. The Kalman set-ups'
-regions come from the observed information (``uncertainty="asymptotic"``), the RNNs' from
-the Gauss-Newton sandwich; the ``...-bootstrap`` set-ups fit the same draws and take the
-bootstrap's regions instead (``uncertainty="bootstrap"``, ``--n-bootstrap`` refits on
-``--n-jobs`` processes: the Kalman model's parametric bootstrap, the RNNs' residual one).
+truth is ``A`` too. The Kalman set-ups' regions come from the observed information
+(``uncertainty="asymptotic"``), the RNNs' from the Gauss-Newton sandwich; the
+``...-bootstrap`` set-ups fit the same draws and take the bootstrap's regions instead
+(``uncertainty="bootstrap"``, ``--n-bootstrap`` refits on ``--n-jobs`` processes: the
+Kalman model's parametric bootstrap, the RNNs' residual one).
 They are not among the defaults (each fit costs ``--n-bootstrap`` fits).
 
 Usage::
