@@ -279,13 +279,13 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     linear and tanh networks' input-driven figures were 86.6% and 90.8%. It does not
     catch the misses of one system (a pair of modulus 0.85 and a mode at 0.50, driven by
     the input): there the modes carry a clear part of the predictions, yet the estimates
-    scatter further than their regions reach. The Kalman model's bootstrap regions (50 refits) cover
-    92.3% (input-driven) and 88.7% (forecasting) of the same 16 systems' cases, 94.1% and
-    96.3% of the modes not flagged; what they miss are modes below the noise, where the
-    fitted model has a sharply identified mode of its own. The linear RNN's residual
-    bootstrap (20 refits, 2 draws of each of the 16 systems) covers 94.8% (input-driven)
-    and 90.3% (forecasting), the sandwich 89.7% and 88.7% on the same fits. The user
-    guide gives the spread.
+    scatter further than their regions reach. The Kalman model's bootstrap regions (50
+    refits) cover 92.3% (input-driven) and 88.7% (forecasting) of the same 16 systems'
+    cases, 94.1% and 96.3% of the modes not flagged; what they miss are modes below the
+    noise, where the fitted model has a sharply identified mode of its own. The linear
+    RNN's residual bootstrap (20 refits, 2 draws of each of the 16 systems) covers 94.8%
+    (input-driven) and 90.3% (forecasting), the sandwich 89.7% and 88.7% on the same
+    fits. The user guide gives the spread.
 
     *Order selection.* ``order="auto"`` minimizes the BIC, ``-2 log p(y | X) + k log n``
     with ``k`` the free parameters less the similarity ridge (the Kalman model's
