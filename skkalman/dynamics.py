@@ -573,8 +573,8 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         """
         check_is_fitted(self)
         data = validate_sequences(self, X, lengths=lengths, groups=groups, reset=False)
-        return _canonical_states(self.estimator_, X, data, self._state_map,
-                                 self._input_map)
+        return _canonical_states(self.estimator_._latent_states(X, data.lengths), data,
+                                 self._state_map, self._input_map)
 
     def fit_transform(self, X, y=None, lengths=None, *, groups=None):
         """Fit, then return the latent trajectory of ``X`` in canonical coordinates.
@@ -627,10 +627,9 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
 WEAK_CONCENTRATION = 40.0
 
 
-def _canonical_states(estimator, X, data, state_map, input_map):
-    """The model's latent trajectory of ``X`` (validated as ``data``), canonical coordinates."""
-    states = np.asarray(estimator._latent_states(X, data.lengths), dtype=float)
-    return states @ state_map.T + data.X @ input_map.T
+def _canonical_states(latent, data, state_map, input_map):
+    """The model's latent trajectory along ``data`` (its inputs), in canonical coordinates."""
+    return np.asarray(latent, dtype=float) @ state_map.T + data.X @ input_map.T
 
 
 def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
@@ -651,14 +650,18 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
     observed = ~np.isnan(data.y).any(axis=1)
     if observed.sum() < 2:
         return np.full(n, np.nan), np.full(n, np.nan)
-    if hasattr(estimator, "_one_step"):
-        # A state-space model weighs the data by its one-step predictions (innovations
-        # form): the modes show in the inputs' part and in the past errors' part.
-        means, predictions = estimator._one_step(X, y, data.lengths)
-        states = np.asarray(means, dtype=float) @ state_map.T + data.X @ input_map.T
+    # A state-space model weighs the data by its one-step predictions (innovations form):
+    # the modes show in the inputs' part and in the past errors' part. Its errors are
+    # then the innovations, which maximum likelihood weighs through the model's own noise
+    # (white under it): slow errors cost it no information, as they cost a least-squares
+    # fit of the predictions (an RNN's), so every row counts (_concentration's white).
+    one_step = hasattr(estimator, "_one_step")
+    if one_step:
+        latent, predictions = estimator._one_step(X, y, data.lengths)
     else:
-        states = _canonical_states(estimator, X, data, state_map, input_map)
+        latent = estimator._latent_states(X, data.lengths)
         predictions = estimator.predict(X, lengths=data.lengths)
+    states = _canonical_states(latent, data, state_map, input_map)
     residuals = data.y - np.asarray(predictions, dtype=float).reshape(data.y.shape)
     noise = np.atleast_2d(np.cov(residuals[observed], rowvar=False))
     # S^(-1/2) on its range: whitened errors have the identity as covariance there.
@@ -682,7 +685,7 @@ def _signal_to_noise(estimator, X, y, lengths, modal, C, state_map, input_map):
         else:
             signal = _centred([part[rows] @ whiten for rows in segments])
             snr[start:stop], concentration[start:stop] = _concentration(
-                signal, errors, white=getattr(estimator, "_whitens_errors", False))
+                signal, errors, white=one_step)
         start = stop
     return snr, concentration
 

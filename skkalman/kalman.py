@@ -521,11 +521,6 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
     (True, True)
     """
 
-    # For DynamicsRecovery.concentration_: maximum likelihood weighs the errors through the
-    # model's own noise (its innovations are white), so errors that move slowly cost it no
-    # information, as they cost a least-squares fit of the predictions.
-    _whitens_errors = True
-
     _parameter_constraints = {
         "n_states": [Interval(numbers.Integral, 1, None, closed="left")],
         "fit_intercept": ["boolean"],
@@ -1222,7 +1217,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         return np.vstack([r.predicted_means for r in self._filter_each(data)])
 
     def _one_step(self, X, y, lengths=None):
-        """``E[s_t | x_1..t, y_1..t-1]`` and the one-step predictions of ``y`` (2-D).
+        """``E[s_t | x_1..t, y_1..t-1]`` and the one-step predictions of ``y`` (``forecast``).
 
         The innovations form: the states the likelihood weighs the data by, driven by the
         inputs and by the past errors both. (``DynamicsRecovery.concentration_`` reads a
@@ -1231,7 +1226,7 @@ class KalmanFilterRegressor(RegressorMixin, BaseEstimator):
         """
         data = self._validate(X, y, lengths)
         means = np.vstack([r.predicted_means for r in self._filter_each(data, data.y)])
-        return means, means @ self.C_.T + data.X @ self.D_.T + self.intercept_
+        return means, self._output_moments(data.X, means, None, return_std=False)
 
     # The size that DynamicsRecovery(order="auto") chooses, and its criterion.
     _size_parameter = "n_states"
