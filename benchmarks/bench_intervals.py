@@ -58,6 +58,7 @@ from skkalman.datasets import lagged_targets, make_lds
 SETUPS = ("kalman-input", "kalman-forecasting", "kalman-series", "rnn-input",
           "rnn-forecasting", "tanh-input", "tanh-forecasting")
 BOOTSTRAP_SETUPS = ("kalman-input-bootstrap", "kalman-forecasting-bootstrap",
+                    "kalman-series-bootstrap",
                     "rnn-input-bootstrap", "rnn-forecasting-bootstrap",
                     "tanh-input-bootstrap", "tanh-forecasting-bootstrap")
 # Chi-square 95% quantiles: 2 dof for a complex eigenvalue, 1 dof for a real one.
