@@ -27,12 +27,15 @@ They are not among the defaults (each fit costs ``--n-bootstrap`` fits).
 Usage::
 
     PYTHONPATH=. python benchmarks/bench_intervals.py [--quick] [--n-systems 8]
-        [--n-reps 12] [--n-samples 2000] [--first-system 1000] [--setups kalman-input,...]
+        [--n-reps 12] [--n-samples 2000] [--first-system 1000] [--first-rep 0]
+        [--setups kalman-input,...]
         [--kalman-n-init 1] [--n-bootstrap 30] [--n-jobs 1] [--json PATH]
 
 ``--first-system`` draws other systems than the page's (seeds 1000, 1001, ...), to check
-a rule set on those. ``--kalman-n-init 3`` fits the Kalman set-ups with ``n_init=3`` (all
-three raced subspace starts continued to their maxima) instead of the default.
+a rule set on those; ``--first-rep`` starts at a later draw of each system (draw ``r`` is
+the same data, and the same model seed, in every run), to add draws to an earlier run's.
+``--kalman-n-init 3`` fits the Kalman set-ups with ``n_init=3`` (all three raced subspace
+starts continued to their maxima) instead of the default.
 
 Each set-up's pooled coverage is also split by ``DynamicsRecovery.weakly_identified_``:
 the modes it flags as hardly shown by the data, and the others.
@@ -149,7 +152,7 @@ def run_setup(setup, args, table):
         system = draw_system(args.first_system + k, setup, args.max_states)
         truth = system.eigenvalues
         hits, by_mode = [], {}
-        for rep in range(args.n_reps):
+        for rep in range(args.first_rep, args.first_rep + args.n_reps):
             X, y, feedback = simulate(system, args.n_samples, 10_000 * k + rep, setup)
             recovery = make_recovery(setup, system.A.shape[0], rep, feedback, args)
             start = time.perf_counter()
@@ -221,6 +224,8 @@ def main(argv=None):
     parser.add_argument("--n-reps", type=int, default=12)
     parser.add_argument("--n-samples", type=int, default=2000)
     parser.add_argument("--max-states", type=int, default=4)
+    parser.add_argument("--first-rep", type=int, default=0,
+                        help="first draw of each system (0: the page's)")
     parser.add_argument("--first-system", type=int, default=1000,
                         help="seed of the first system (the others follow it)")
     parser.add_argument("--setups", default=",".join(SETUPS))
@@ -244,6 +249,7 @@ def main(argv=None):
                          f"T={args.n_samples}, 1-{args.max_states} states"
                          + (f"; systems from seed {args.first_system}"
                             if args.first_system != 1000 else "")
+                         + (f"; draws from {args.first_rep}" if args.first_rep else "")
                          + (f"; Kalman n_init={args.kalman_n_init}"
                             if args.kalman_n_init != 1 else "")
                          + (f"; bootstrap set-ups: {args.n_bootstrap} refits"
