@@ -120,7 +120,8 @@ def make_model(setup, n_states, seed, kalman_n_init=1):
 
 
 def coverage_of(estimates, covariances, truth, weak=None):
-    """Per true mode (a pair once): covered?, the matched estimate, its region, flagged?"""
+    """Per true mode (a pair once): covered?, the matched estimate, its region, flagged?,
+    the estimate's index."""
     rows, cols = linear_sum_assignment(np.abs(estimates[:, None] - truth[None, :]))
     results = []
     for r, c in zip(rows, cols, strict=True):
@@ -129,7 +130,7 @@ def coverage_of(estimates, covariances, truth, weak=None):
         d = np.array([estimates[r].real - truth[c].real, estimates[r].imag - truth[c].imag])
         S = covariances[r]
         if not np.all(np.isfinite(S)):
-            results.append((None, c, estimates[r], S, None))
+            results.append((None, c, estimates[r], S, None, r))
             continue
         if abs(estimates[r].imag) > 0:
             d2, dof = d @ np.linalg.pinv(S) @ d, 2
@@ -141,13 +142,20 @@ def coverage_of(estimates, covariances, truth, weak=None):
                 # A real estimate of a complex pair: the region (a segment) misses it.
                 d2 = np.inf
         flagged = None if weak is None else bool(weak[r])
-        results.append((bool(d2 <= _CHI2_95[dof]), c, estimates[r], S, flagged))
+        results.append((bool(d2 <= _CHI2_95[dof]), c, estimates[r], S, flagged, r))
     return results
+
+
+def _inside(value, interval):
+    return bool(interval[0] <= value <= interval[1])
 
 
 def run_setup(setup, args, table):
     per_system, pooled, sd_ratios, no_interval, seconds = [], [], [], 0, []
     identified, weak = [], []  # pooled hits split by DynamicsRecovery.weakly_identified_
+    # mode_intervals' 95% intervals of the modes not flagged: modulus (every mode) and
+    # frequency (the oscillating ones, whose period it gives).
+    modulus_hits, frequency_hits = [], []
     for k in range(args.n_systems):
         system = draw_system(args.first_system + k, setup, args.max_states)
         truth = system.eigenvalues
@@ -162,14 +170,21 @@ def run_setup(setup, args, table):
                 warnings.simplefilter("ignore", LinAlgWarning)
                 recovery.fit(X, y)
             seconds.append(time.perf_counter() - start)
+            modes = recovery.mode_intervals()
             for result in coverage_of(recovery.eigenvalues_, recovery.eigenvalues_cov_,
                                       truth, recovery.weakly_identified_):
                 if result[0] is None:
                     no_interval += 1
                     continue
-                covered, mode, estimate, S, flagged = result
+                covered, mode, estimate, S, flagged, index = result
                 hits.append(covered)
                 (weak if flagged else identified).append(covered)
+                if not flagged:
+                    modulus_hits.append(_inside(abs(truth[mode]),
+                                                modes.modulus_interval[index]))
+                    if truth[mode].imag != 0:
+                        frequency_hits.append(_inside(abs(np.angle(truth[mode])),
+                                                      modes.frequency_interval[index]))
                 by_mode.setdefault(mode, []).append((estimate, S))
         for values in by_mode.values():
             if len(values) < 3:
@@ -195,6 +210,8 @@ def run_setup(setup, args, table):
         pooled_identified=float(np.mean(identified)) if identified else np.nan,
         pooled_weak=float(np.mean(weak)) if weak else np.nan,
         weak_share=len(weak) / len(pooled) if pooled else np.nan,
+        modulus_identified=float(np.mean(modulus_hits)) if modulus_hits else np.nan,
+        frequency_identified=float(np.mean(frequency_hits)) if frequency_hits else np.nan,
         sd_ratio=float(np.median(sd_ratios)) if sd_ratios else np.nan,
         sd_ratio_range=(float(np.min(sd_ratios)), float(np.max(sd_ratios)))
         if sd_ratios else (np.nan, np.nan),
@@ -204,14 +221,21 @@ def run_setup(setup, args, table):
           f"{summary['worst']:.3f}, in [0.90, 0.98]: {summary['in_band']:.0%}; pooled "
           f"{summary['pooled']:.3f} ({len(pooled)} modes); not weakly identified "
           f"{summary['pooled_identified']:.3f} ({len(identified)}), weakly identified "
-          f"{summary['pooled_weak']:.3f} ({len(weak)}); predicted/empirical sd median "
+          f"{summary['pooled_weak']:.3f} ({len(weak)}); their modulus / frequency "
+          f"intervals {summary['modulus_identified']:.3f} ({len(modulus_hits)}) / "
+          f"{summary['frequency_identified']:.3f} ({len(frequency_hits)}); "
+          f"predicted/empirical sd median "
           f"{summary['sd_ratio']:.2f} (range {summary['sd_ratio_range'][0]:.2f}-"
           f"{summary['sd_ratio_range'][1]:.2f}); modes without interval "
           f"{no_interval}; {summary['seconds']:.1f} s a fit", flush=True)
     notes = dict(sd_ratio="predicted / empirical sd",
-                 weak_share="share of modes in weakly_identified_")
+                 weak_share="share of modes in weakly_identified_",
+                 modulus_identified="mode_intervals' modulus, modes not flagged",
+                 frequency_identified="mode_intervals' frequency, oscillating modes "
+                                      "not flagged")
     for figure in ("median", "worst", "in_band", "pooled", "pooled_identified",
-                   "pooled_weak", "weak_share", "sd_ratio"):
+                   "pooled_weak", "weak_share", "modulus_identified",
+                   "frequency_identified", "sd_ratio"):
         table.row("skkalman", f"{setup}: {figure}", summary[figure],
                   note=notes.get(figure, "coverage of nominal 95% regions"))
     return summary

@@ -9,8 +9,10 @@ from copy import deepcopy
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import linalg
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skkalman import DynamicsRecovery, ElmanRNNRegressor, KalmanFilterRegressor
@@ -84,6 +86,108 @@ def test_order_and_feedback_set_the_covariance_shape():
     assert recovery.eigenvalues_.shape == (2,)
     assert recovery.eigenvalues_cov_.shape == (2, 2, 2)
     assert np.all(np.isfinite(recovery.eigenvalues_cov_))
+
+
+def _recovery_with(eigenvalues, covariances):
+    """A fitted recovery whose eigenvalues and their covariances are the given ones."""
+    X, y, _ = make_lds(system="oscillator", n_samples=200, random_state=0)
+    recovery = DynamicsRecovery(KalmanFilterRegressor(2, n_iter=5)).fit(X, y)
+    recovery.eigenvalues_ = np.asarray(eigenvalues, dtype=complex)
+    recovery.eigenvalues_cov_ = np.asarray(covariances, dtype=float)
+    recovery.weakly_identified_ = np.zeros(len(eigenvalues), bool)
+    return recovery
+
+
+_RECOVERY = None
+
+
+@settings(max_examples=40, deadline=None)
+@given(modulus=st.floats(0.05, 0.99), angle=st.floats(0.05, 3.09), upper=st.booleans(),
+       sd=st.tuples(st.floats(1e-4, 0.05), st.floats(1e-4, 0.05)), rho=st.floats(-0.9, 0.9))
+def test_mode_intervals_are_the_delta_method_through_modulus_and_angle(modulus, angle, upper,
+                                                                        sd, rho):
+    # The half-widths are z times the sd of |λ| and |arg λ| under the eigenvalue's
+    # covariance, to first order: checked against central differences of the two maps, for
+    # either member of a pair (a real mode, where |arg| has a kink, is the next test's).
+    angle = angle if upper else -angle
+    global _RECOVERY
+    if _RECOVERY is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            _RECOVERY = _recovery_with([0.5], np.zeros((1, 2, 2)))
+    value = modulus * np.exp(1j * angle)
+    cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
+    _RECOVERY.eigenvalues_ = np.array([value])
+    _RECOVERY.eigenvalues_cov_ = cov[None]
+    _RECOVERY.weakly_identified_ = np.array([False])
+    modes = _RECOVERY.mode_intervals(level=0.9)
+    z = 1.6448536269514722
+
+    def gradient(f, h=1e-7):
+        return np.array([(f(value + h) - f(value - h)) / (2 * h),
+                         (f(value + 1j * h) - f(value - 1j * h)) / (2 * h)])
+
+    sd_modulus = np.sqrt(gradient(abs) @ cov @ gradient(abs))
+    g = gradient(lambda v: abs(np.angle(v)))
+    sd_frequency = np.sqrt(g @ cov @ g)
+    assert modes.modulus[0] == pytest.approx(modulus)
+    assert modes.frequency[0] == pytest.approx(abs(angle))
+    assert modes.modulus_interval[0] == pytest.approx(
+        [max(modulus - z * sd_modulus, 0.0), modulus + z * sd_modulus], rel=1e-5, abs=1e-9)
+    assert modes.frequency_interval[0] == pytest.approx(
+        np.clip([abs(angle) - z * sd_frequency, abs(angle) + z * sd_frequency], 0, np.pi),
+        rel=1e-5, abs=1e-9)
+    # The period and half-life intervals are the frequency's and modulus' carried over.
+    assert modes.period[0] == pytest.approx(2 * np.pi / abs(angle))
+    with np.errstate(divide="ignore"):  # a frequency interval from 0: periods up to inf
+        assert modes.period_interval[0] == pytest.approx(
+            2 * np.pi / modes.frequency_interval[0, ::-1])
+    assert modes.half_life[0] == pytest.approx(np.log(0.5) / np.log(modulus))
+    upper = modes.modulus_interval[0, 1]
+    assert modes.half_life_interval[0, 1] == (
+        np.inf if upper >= 1 else pytest.approx(np.log(0.5) / np.log(upper)))
+
+
+def test_mode_intervals_of_a_pair_and_of_real_modes():
+    # A pair's two members read the same; a real mode's frequency has no width; a positive
+    # real mode has no period, a negative one a period of 2 steps; a mode whose modulus
+    # interval reaches the unit circle has no finite upper half-life.
+    pair_cov = np.array([[1e-4, 2e-5], [2e-5, 4e-4]])
+    flip = np.array([[1, -1], [-1, 1]])
+    real_cov = np.array([[4e-4, 0.0], [0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        recovery = _recovery_with([0.6 + 0.7j, 0.6 - 0.7j, 0.99, -0.5],
+                                  [pair_cov, pair_cov * flip, real_cov, real_cov])
+    modes = recovery.mode_intervals()
+    for name in ("modulus", "frequency", "period", "half_life"):
+        assert np.allclose(getattr(modes, name)[0], getattr(modes, name)[1])
+        assert np.allclose(getattr(modes, f"{name}_interval")[0],
+                           getattr(modes, f"{name}_interval")[1])
+    assert modes.frequency[2:].tolist() == [0.0, np.pi]
+    assert modes.frequency_interval[2:].tolist() == [[0.0, 0.0], [np.pi, np.pi]]
+    assert modes.period[2] == np.inf and modes.period_interval[2].tolist() == [np.inf] * 2
+    assert modes.period[3] == pytest.approx(2.0)
+    assert modes.half_life_interval[2, 1] == np.inf
+    assert modes.half_life[3] == pytest.approx(1.0)
+    wider = recovery.mode_intervals(level=0.99)
+    assert np.all(wider.modulus_interval[:, 0] <= modes.modulus_interval[:, 0])
+    assert np.all(wider.modulus_interval[:, 1] > modes.modulus_interval[:, 1])
+
+
+def test_mode_intervals_without_covariance_and_bad_level():
+    X, y, system = make_lds(system="two_rotations", n_samples=200, random_state=0)
+    recovery = DynamicsRecovery(KalmanFilterRegressor.from_params(**system.params),
+                                prefit=True).fit(X, y)
+    modes = recovery.mode_intervals()
+    assert np.allclose(modes.modulus, np.abs(recovery.eigenvalues_))
+    for name in ("modulus", "frequency", "period", "half_life"):
+        assert np.all(np.isnan(getattr(modes, f"{name}_interval")))
+    for level in (0, 1, 1.5, "0.9"):
+        with pytest.raises(ValueError, match="level must be a number in"):
+            recovery.mode_intervals(level=level)
+    with pytest.raises(NotFittedError):
+        DynamicsRecovery(KalmanFilterRegressor(2)).mode_intervals()
 
 
 def test_statistic_follows_each_eigenvalue_whatever_order_eigvals_returns():
@@ -298,7 +402,7 @@ def test_intervals_cover_the_oscillator_in_repeated_forecasting_fits(model):
     _, _, system = make_lds(system="oscillator", n_samples=10, random_state=0)
     truth = system.eigenvalues[np.argmax(system.eigenvalues.imag)]
     oracle = KalmanFilterRegressor.from_params(**system.params)
-    distances = []
+    distances, periods = [], []
     for rep in range(12):
         y, _ = oracle.sample(np.zeros((1201, 0)), random_state=rep)
         X, y, lengths = lagged_targets(y)
@@ -308,9 +412,12 @@ def test_intervals_cover_the_oscillator_in_repeated_forecasting_fits(model):
         k = int(np.argmax(recovery.eigenvalues_.imag))
         distances.append(_mahalanobis(recovery.eigenvalues_[k], recovery.eigenvalues_cov_[k],
                                       truth))
+        low, high = recovery.mode_intervals().period_interval[k]
+        periods.append(low <= 2 * np.pi / np.angle(truth) <= high)
     distances = np.array(distances)
     assert 0.4 < np.mean(distances) / 2 < 2.5
     assert np.mean(distances <= CHI2_2_95) >= 0.75
+    assert np.mean(periods) >= 0.75
 
 
 @pytest.mark.slow
