@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import statsmodels.api as sm
 
-from skkalman import KalmanFilterRegressor
+from skkalman import DynamicsRecovery, KalmanFilterRegressor
 
 y = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy()
 years = np.arange(1700, 1700 + len(y))
@@ -46,6 +46,18 @@ for name, ll, eig, seconds in [
     period = 2 * np.pi / np.abs(np.angle(eig[0]))
     print(f"{name:<12} log-likelihood {ll:.4f}, eigenvalues {np.round(eig, 3)}: "
           f"modulus {abs(eig[0]):.3f}, period {period:.2f} years; fit {seconds:.2f} s")
+
+# %%
+# How well do 289 years pin the cycle down? :class:`~skkalman.DynamicsRecovery` gives
+# each eigenvalue's covariance (the observed information at the maximum), and
+# ``mode_intervals`` carries it to the period and the half-life of the oscillation's
+# amplitude, with 95% intervals.
+recovery = DynamicsRecovery(model, prefit=True).fit(np.zeros((n_train, 0)), train)
+modes = recovery.mode_intervals()
+(p_low, p_high), (h_low, h_high) = modes.period_interval[0], modes.half_life_interval[0]
+print(f"period {modes.period[0]:.1f} years (95%: {p_low:.1f}-{p_high:.1f}); amplitude "
+      f"half-life {modes.half_life[0]:.1f} years ({h_low:.1f}-{h_high:.1f}); "
+      f"weakly identified: {bool(recovery.weakly_identified_[0])}")
 
 # %%
 # Forecasts: NaN measurements after 1988 let ``forecast`` run on without updates, with

@@ -288,6 +288,9 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     (input-driven) and 90.3% (forecasting), the sandwich 89.7% and 88.7% on the same
     fits. The user guide gives the spread.
 
+    :meth:`mode_intervals` carries ``eigenvalues_cov_`` to the quantities a mode is read
+    by: its modulus, frequency, period and half-life, each with an interval.
+
     *Order selection.* ``order="auto"`` minimizes the BIC, ``-2 log p(y | X) + k log n``
     with ``k`` the free parameters less the similarity ridge (the Kalman model's
     :meth:`~skkalman.KalmanFilterRegressor.bic`; for the RNN the Gaussian likelihood of
