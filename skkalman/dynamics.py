@@ -710,9 +710,9 @@ WEAK_CONCENTRATION = 40.0
 def _period(frequency):
     """``2π / frequency`` steps; ``inf`` at zero frequency, NaN stays NaN."""
     frequency = np.asarray(frequency, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(frequency > 0, 2 * np.pi / np.where(frequency > 0, frequency, 1.0),
-                        np.where(np.isnan(frequency), np.nan, np.inf))
+    positive = frequency > 0
+    return np.where(positive, 2 * np.pi / np.where(positive, frequency, 1.0),
+                    np.where(np.isnan(frequency), np.nan, np.inf))
 
 
 def _half_life(modulus):
