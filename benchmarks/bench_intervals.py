@@ -38,7 +38,9 @@ the same data, and the same model seed, in every run), to add draws to an earlie
 starts continued to their maxima) instead of the default.
 
 Each set-up's pooled coverage is also split by ``DynamicsRecovery.weakly_identified_``:
-the modes it flags as hardly shown by the data, and the others.
+the modes it flags as hardly shown by the data, and the others. Of the others, the 95%
+intervals of ``DynamicsRecovery.mode_intervals`` are scored too: the modulus of every true
+mode, the frequency (hence the period) of the oscillating ones.
 
 ``--quick`` (CI, under a minute): two systems, three repetitions, the Kalman set-ups (one
 with 5 bootstrap refits) and the linear RNN forecasting at 600 steps.
