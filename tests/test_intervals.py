@@ -3,6 +3,7 @@ shapes, the matching of perturbed eigenvalues, the exact sensitivities behind th
 covariance, the parametric bootstrap, agreement with known and simulated standard
 deviations, BIC choices."""
 
+import functools
 import warnings
 from copy import deepcopy
 
@@ -88,17 +89,21 @@ def test_order_and_feedback_set_the_covariance_shape():
     assert np.all(np.isfinite(recovery.eigenvalues_cov_))
 
 
+@functools.cache
+def _a_fitted_recovery():
+    X, y, _ = make_lds(system="oscillator", n_samples=200, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # a short fit: only its shape
+        return DynamicsRecovery(KalmanFilterRegressor(2, n_iter=5)).fit(X, y)
+
+
 def _recovery_with(eigenvalues, covariances):
     """A fitted recovery whose eigenvalues and their covariances are the given ones."""
-    X, y, _ = make_lds(system="oscillator", n_samples=200, random_state=0)
-    recovery = DynamicsRecovery(KalmanFilterRegressor(2, n_iter=5)).fit(X, y)
+    recovery = deepcopy(_a_fitted_recovery())
     recovery.eigenvalues_ = np.asarray(eigenvalues, dtype=complex)
     recovery.eigenvalues_cov_ = np.asarray(covariances, dtype=float)
     recovery.weakly_identified_ = np.zeros(len(eigenvalues), bool)
     return recovery
-
-
-_RECOVERY = None
 
 
 @settings(max_examples=40, deadline=None)
@@ -110,17 +115,9 @@ def test_mode_intervals_are_the_delta_method_through_modulus_and_angle(modulus, 
     # covariance, to first order: checked against central differences of the two maps, for
     # either member of a pair (a real mode, where |arg| has a kink, is the next test's).
     angle = angle if upper else -angle
-    global _RECOVERY
-    if _RECOVERY is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            _RECOVERY = _recovery_with([0.5], np.zeros((1, 2, 2)))
     value = modulus * np.exp(1j * angle)
     cov = np.array([[sd[0] ** 2, rho * sd[0] * sd[1]], [rho * sd[0] * sd[1], sd[1] ** 2]])
-    _RECOVERY.eigenvalues_ = np.array([value])
-    _RECOVERY.eigenvalues_cov_ = cov[None]
-    _RECOVERY.weakly_identified_ = np.array([False])
-    modes = _RECOVERY.mode_intervals(level=0.9)
+    modes = _recovery_with([value], cov[None]).mode_intervals(level=0.9)
     z = 1.6448536269514722
 
     def gradient(f, h=1e-7):
@@ -143,9 +140,9 @@ def test_mode_intervals_are_the_delta_method_through_modulus_and_angle(modulus, 
         assert modes.period_interval[0] == pytest.approx(
             2 * np.pi / modes.frequency_interval[0, ::-1])
     assert modes.half_life[0] == pytest.approx(np.log(0.5) / np.log(modulus))
-    upper = modes.modulus_interval[0, 1]
+    top = modes.modulus_interval[0, 1]
     assert modes.half_life_interval[0, 1] == (
-        np.inf if upper >= 1 else pytest.approx(np.log(0.5) / np.log(upper)))
+        np.inf if top >= 1 else pytest.approx(np.log(0.5) / np.log(top)))
 
 
 def test_mode_intervals_of_a_pair_and_of_real_modes():
@@ -155,10 +152,8 @@ def test_mode_intervals_of_a_pair_and_of_real_modes():
     pair_cov = np.array([[1e-4, 2e-5], [2e-5, 4e-4]])
     flip = np.array([[1, -1], [-1, 1]])
     real_cov = np.array([[4e-4, 0.0], [0.0, 0.0]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        recovery = _recovery_with([0.6 + 0.7j, 0.6 - 0.7j, 0.99, -0.5],
-                                  [pair_cov, pair_cov * flip, real_cov, real_cov])
+    recovery = _recovery_with([0.6 + 0.7j, 0.6 - 0.7j, 0.99, -0.5],
+                              [pair_cov, pair_cov * flip, real_cov, real_cov])
     modes = recovery.mode_intervals()
     for name in ("modulus", "frequency", "period", "half_life"):
         assert np.allclose(getattr(modes, name)[0], getattr(modes, name)[1])
