@@ -285,10 +285,10 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
     of the same 16 systems' cases, 94.1%, 96.3% and 93.9% of the modes not flagged (the
     series alone from the observed information: 75.8% and 88.8%); what they miss are
     modes below the noise, where the fitted model has a sharply identified mode of its
-    own. The linear RNN's residual bootstrap (20 refits, 4 draws of each of the 16 systems) covers
-    95.7% (input-driven) and 88.7% (forecasting), 96.9% and 95.8% of the modes not
-    flagged; the sandwich 86.2% and 87.9%, 91.7% and 95.8%, on the same fits. The user
-    guide gives the spread.
+    own. The linear RNN's residual bootstrap (20 refits, 4 draws of each of the 16
+    systems) covers 95.7% (input-driven) and 88.7% (forecasting), 96.9% and 95.8% of the
+    modes not flagged; the sandwich 86.2% and 87.9%, 91.7% and 95.8%, on the same fits.
+    The user guide gives the spread.
 
     :meth:`mode_intervals` carries ``eigenvalues_cov_`` to the quantities a mode is read
     by: its modulus, frequency, period and half-life, each with an interval.
@@ -652,14 +652,15 @@ class DynamicsRecovery(ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEs
         z = float(norm.ppf(0.5 + level / 2))
         values = self.eigenvalues_
         cov = self.eigenvalues_cov_
-        a, b = values.real, np.abs(values.imag)
+        re, im = values.real, values.imag
         modulus = np.abs(values)
-        frequency = np.arctan2(b, a)
-        # Gradients of |λ| and |arg λ| in (Re, Im) (with Im of the pair's upper member).
-        flip = np.where(values.imag < 0, -1.0, 1.0)
+        frequency = np.abs(np.angle(values))
+        # Gradients in (Re, Im): |λ|'s is (Re, Im) / |λ|, arg λ's (-Im, Re) / |λ|², and
+        # |arg λ|'s that times the sign of Im (the lower member of a pair reads as its mate).
+        sign = np.where(im < 0, -1.0, 1.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            g_mod = np.column_stack([a, b * flip]) / modulus[:, None]
-            g_arg = np.column_stack([-b, a * flip]) / modulus[:, None] ** 2
+            g_mod = np.column_stack([re, im]) / modulus[:, None]
+            g_arg = sign[:, None] * np.column_stack([-im, re]) / modulus[:, None] ** 2
             g_mod[modulus == 0] = 0.0
             g_arg[modulus == 0] = 0.0
             sd_mod = np.sqrt(np.einsum("ni,nij,nj->n", g_mod, cov, g_mod))
